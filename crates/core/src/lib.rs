@@ -1,0 +1,5 @@
+//! Porthole's engine: a Backend.AI client ([`api`]), the local tunnel engine ([`tunnel`])
+//! and saved endpoints ([`profiles`]). It knows nothing of any GUI; the desktop app and
+//! the `porthole` command are thin layers over it.
+
+pub mod api;
