@@ -1,3 +1,16 @@
 //! The Backend.AI client: signing, login, version negotiation, listing, key download.
 
+mod client;
+mod error;
+pub mod session;
 pub mod signing;
+mod tls;
+pub mod version;
+
+pub use client::{
+    encode_segment, is_active_status, BackendClient, ClientOptions, Credentials, Endpoint,
+    ServerInfo, SESSION_COOKIE, SESSION_ID_HEADER,
+};
+pub use error::{one_line, ApiError, Problem};
+pub use session::{AppProtocol, ComputeSession, ProxyKind, ServicePort};
+pub use tls::TlsOptions;

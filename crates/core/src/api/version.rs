@@ -1,0 +1,149 @@
+//! API version negotiation (protocol doc §2): the server's `GET /` reports the newest API it
+//! speaks; we send `min(server, ours)` and pick the stream path family from it.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// A Backend.AI API version such as `v8.20240915`: a major number and a revision date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ApiVersion {
+    /// The major protocol number (4 … 9).
+    pub major: u32,
+    /// The revision date as `YYYYMMDD`.
+    pub revision: u32,
+}
+
+/// The newest API version this client implements.
+pub const CLIENT_API_VERSION: ApiVersion = ApiVersion {
+    major: 8,
+    revision: 20240915,
+};
+
+/// The oldest API version servers accept at all (protocol doc §2).
+pub const OLDEST_SUPPORTED: ApiVersion = ApiVersion {
+    major: 4,
+    revision: 20181215,
+};
+
+impl ApiVersion {
+    /// The version to send to a server that reports `server`: the older of the two.
+    pub fn negotiate(server: ApiVersion) -> ApiVersion {
+        server.min(CLIENT_API_VERSION)
+    }
+
+    /// Which stream path family this version uses.
+    pub fn stream_paths(self) -> StreamPaths {
+        if self.major <= 4 {
+            StreamPaths::Kernel
+        } else {
+            StreamPaths::Session
+        }
+    }
+
+    /// Whether `download_single` is served by POST (24.09, v8.20240915, and later).
+    pub fn download_single_is_post(self) -> bool {
+        self >= ApiVersion {
+            major: 8,
+            revision: 20240915,
+        }
+    }
+
+    /// Whether GraphQL lives at `/admin/gql` (v6.20210815+) rather than `/admin/graphql`.
+    pub fn has_admin_gql(self) -> bool {
+        self >= ApiVersion {
+            major: 6,
+            revision: 20210815,
+        }
+    }
+}
+
+impl Ord for ApiVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.major, self.revision).cmp(&(other.major, other.revision))
+    }
+}
+
+impl PartialOrd for ApiVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}", self.major, self.revision)
+    }
+}
+
+/// A version string that is not of the form `vN.YYYYMMDD`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Backend.AI API version: {0:?} (expected e.g. \"v8.20240915\")")]
+pub struct BadVersion(pub String);
+
+impl FromStr for ApiVersion {
+    type Err = BadVersion;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadVersion(s.chars().take(64).collect());
+        let rest = s.strip_prefix('v').ok_or_else(bad)?;
+        let (major, revision) = rest.split_once('.').ok_or_else(bad)?;
+        let all_digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(major) || revision.len() != 8 || !all_digits(revision) {
+            return Err(bad());
+        }
+        Ok(ApiVersion {
+            major: major.parse().map_err(|_| bad())?,
+            revision: revision.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The two families of stream endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamPaths {
+    /// API v4: `/stream/kernel/{session_name}/...`
+    Kernel,
+    /// API v5+: `/stream/session/{name_or_id}/...`
+    Session,
+}
+
+impl StreamPaths {
+    /// The path prefix, e.g. `/stream/session`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            StreamPaths::Kernel => "/stream/kernel",
+            StreamPaths::Session => "/stream/session",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> ApiVersion {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_orders_versions() {
+        assert_eq!(v("v8.20240915").to_string(), "v8.20240915");
+        assert!(v("v4.20190615") < v("v5.20191215"));
+        assert!(v("v6.20220615") < v("v6.20230315"));
+        for bad in ["", "v", "8.20240915", "v8", "v8.2024", "vx.20240915", "v8.2024091a"] {
+            assert!(bad.parse::<ApiVersion>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn negotiates_the_older_version_and_path_family() {
+        assert_eq!(ApiVersion::negotiate(v("v9.20250722")), CLIENT_API_VERSION);
+        assert_eq!(ApiVersion::negotiate(v("v7.20230615")), v("v7.20230615"));
+        assert_eq!(v("v4.20190615").stream_paths(), StreamPaths::Kernel);
+        assert_eq!(v("v5.20191215").stream_paths(), StreamPaths::Session);
+        assert!(!v("v7.20230615").download_single_is_post());
+        assert!(v("v8.20240915").download_single_is_post());
+        assert!(!v("v4.20190615").has_admin_gql());
+    }
+}
