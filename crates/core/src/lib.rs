@@ -3,3 +3,4 @@
 //! the `porthole` command are thin layers over it.
 
 pub mod api;
+pub mod tunnel;

@@ -1,0 +1,338 @@
+//! The tunnel engine: one local listener per (endpoint, session, app); every accepted TCP
+//! connection gets its own signed WebSocket to the app, relayed as BINARY frames.
+//!
+//! A [`Tunnel`] owns its listener task; the listener owns the connection tasks through a
+//! [`TaskTracker`], so stopping the tunnel (cancelling its token) closes every connection
+//! and releases the port before [`Tunnel::stop`] returns.
+
+mod connector;
+mod relay;
+mod status;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
+
+pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
+pub use relay::{relay, RelayEnd, RelayError, RelayOptions};
+pub use status::{Counters, TunnelState, TunnelStatus};
+
+/// Tunables of a tunnel; the defaults follow the protocol doc.
+#[derive(Debug, Clone)]
+pub struct TunnelOptions {
+    /// How long to wait for the 101: the server starts the app first, which can take
+    /// 30 s, so at least 60 s.
+    pub handshake_timeout: Duration,
+    /// Relay tunables (chunk size, ping interval).
+    pub relay: RelayOptions,
+    /// Open one connection at start so the app is started (and its failure reported)
+    /// before the tunnel says it is ready.
+    pub warm_up: bool,
+    /// Most connections relayed at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for TunnelOptions {
+    fn default() -> Self {
+        TunnelOptions {
+            handshake_timeout: Duration::from_secs(60),
+            relay: RelayOptions::default(),
+            warm_up: true,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Why a tunnel could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// The local port is taken.
+    #[error("local port {port} is already in use; pick another with --port or omit it for a free one")]
+    PortInUse {
+        /// The port asked for.
+        port: u16,
+    },
+    /// The local address cannot be bound (permissions, not a local address).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The session does not offer the app, or not in a tunnellable way.
+    #[error("{0}")]
+    App(String),
+    /// The server refused or failed while starting the app.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl TunnelError {
+    /// A stable short name for the error class.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TunnelError::PortInUse { .. } => "port-in-use",
+            TunnelError::Bind { .. } => "bind",
+            TunnelError::App(_) => "app",
+            TunnelError::Api(e) => e.kind(),
+        }
+    }
+}
+
+/// What a tunnel connects: one app of one session, reached through one client.
+#[derive(Debug, Clone)]
+pub struct TunnelTarget {
+    /// The signed-in client.
+    pub client: BackendClient,
+    /// The session.
+    pub session: ComputeSession,
+    /// The app (service port).
+    pub app: ServicePort,
+}
+
+struct Shared {
+    target: TunnelTarget,
+    options: TunnelOptions,
+    counters: Counters,
+}
+
+/// A running tunnel. Dropping it without [`Tunnel::stop`] also stops it (the token is
+/// cancelled), but `stop` waits until every connection is closed.
+pub struct Tunnel {
+    local_addr: SocketAddr,
+    status: watch::Receiver<TunnelStatus>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Tunnel {
+    /// Binds `bind` (port 0 for a free port), optionally warms the app up, and starts
+    /// accepting. `parent` cancels the tunnel together with its siblings.
+    pub async fn start(
+        target: TunnelTarget,
+        bind: SocketAddr,
+        options: TunnelOptions,
+        parent: &CancellationToken,
+    ) -> Result<Tunnel, TunnelError> {
+        if !target.app.is_tunnellable() {
+            return Err(TunnelError::App(format!(
+                "{} is a {} port, which cannot be tunnelled",
+                target.app.name,
+                target.app.protocol.as_str()
+            )));
+        }
+        let listener = TcpListener::bind(bind).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                TunnelError::PortInUse { port: bind.port() }
+            } else {
+                TunnelError::Bind { addr: bind, source }
+            }
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| TunnelError::Bind {
+            addr: bind,
+            source,
+        })?;
+        if options.warm_up {
+            warm_up(&target, &options).await?;
+        }
+        let shared = Arc::new(Shared {
+            target,
+            options,
+            counters: Counters::default(),
+        });
+        let (status_tx, status_rx) = watch::channel(shared.counters.snapshot(None));
+        let cancel = parent.child_token();
+        let task = tokio::spawn(accept_loop(listener, shared, status_tx, cancel.clone()));
+        tracing::info!(%local_addr, "tunnel listening");
+        Ok(Tunnel {
+            local_addr,
+            status: status_rx,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// The address local clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A receiver of status snapshots; `changed()` wakes on every published change.
+    pub fn status(&self) -> watch::Receiver<TunnelStatus> {
+        self.status.clone()
+    }
+
+    /// A token that stops this tunnel when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops accepting, closes every connection, releases the port, and waits for all
+    /// of it to finish.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Opens and closes one WebSocket so the server starts the app now, surfacing a start
+/// failure (500 with the agent's reason) before the tunnel reports ready.
+async fn warm_up(target: &TunnelTarget, options: &TunnelOptions) -> Result<(), ApiError> {
+    let mut stream = open_app_stream(
+        &target.client,
+        &target.session,
+        &target.app.name,
+        target.app.proxy_kind(),
+        options.handshake_timeout,
+    )
+    .await?;
+    // Close politely; the app side sees one short connection.
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.close(None)).await;
+    Ok(())
+}
+
+/// Publishes status while the tunnel runs: on every connection event, and every
+/// `BYTES_TICK` while connections are open so byte counters move. Idle tunnels sleep.
+const BYTES_TICK: Duration = Duration::from_millis(500);
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    status: watch::Sender<TunnelStatus>,
+    cancel: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(shared.options.max_connections));
+    let mut tick = tokio::time::interval(BYTES_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let publish = |status: &watch::Sender<TunnelStatus>| {
+        let snapshot = shared.counters.snapshot(None);
+        status.send_if_modified(|current| {
+            let changed = *current != snapshot;
+            *current = snapshot;
+            changed
+        });
+    };
+    publish(&status);
+    loop {
+        let busy = shared.counters.active.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = shared.counters.changed.notified() => publish(&status),
+            _ = tick.tick(), if busy => publish(&status),
+            permit = slots.clone().acquire_owned() => {
+                let Ok(permit) = permit else { break };
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = cancel.cancelled() => break,
+                };
+                match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        shared.counters.connection_opened();
+                        let shared = shared.clone();
+                        let cancel = cancel.clone();
+                        tracker.spawn(async move {
+                            let error = serve_connection(socket, &shared, &cancel).await;
+                            if let Some(e) = &error {
+                                tracing::warn!(%peer, error = %e, "tunnelled connection failed");
+                            }
+                            shared.counters.connection_closed(error);
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: report, keep serving.
+                        shared.counters.record_error(format!("cannot accept a local connection: {e}"));
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                            _ = cancel.cancelled() => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    let mut last = shared.counters.snapshot(Some(TunnelState::Stopped));
+    last.active_connections = 0;
+    status.send_replace(last);
+}
+
+/// Serves one local connection; returns the failure to report, if any.
+async fn serve_connection(
+    mut socket: TcpStream,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> Option<String> {
+    let target = &shared.target;
+    let open = open_app_stream(
+        &target.client,
+        &target.session,
+        &target.app.name,
+        target.app.proxy_kind(),
+        shared.options.handshake_timeout,
+    );
+    let stream = tokio::select! {
+        stream = open => stream,
+        _ = cancel.cancelled() => return None,
+    };
+    let stream = match stream {
+        Ok(stream) => stream,
+        Err(e) => {
+            if target.app.protocol.is_web() {
+                // A browser shows this page instead of a bare reset.
+                let _ = socket.write_all(error_page(&target.app.name, &e.to_string()).as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+            return Some(e.to_string());
+        }
+    };
+    shared.counters.connection_established();
+    let (local_rx, local_tx) = socket.into_split();
+    match relay(local_rx, local_tx, stream, &shared.counters, shared.options.relay, cancel).await {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+fn error_page(app: &str, reason: &str) -> String {
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>Porthole: {app} unavailable</title>\
+         <h1>Porthole could not reach {app}</h1><p>{}</p><p>Reload to try again.</p>\n",
+        html_escape(reason)
+    );
+    format!(
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,212 @@
+//! Moves bytes between one local TCP connection and its WebSocket: local reads become
+//! BINARY frames, received BINARY frames are written to the local socket. Each direction
+//! awaits the other side's readiness, so a slow reader slows the sender (backpressure)
+//! and no buffer grows without bound.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::connector::AppStream;
+use super::status::Counters;
+
+/// Tunables of the relay.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayOptions {
+    /// Largest chunk read from the local socket and sent as one frame.
+    pub chunk_size: usize,
+    /// Ping interval; a ping unanswered (no frame at all) by the next tick means the
+    /// connection is dead.
+    pub ping_interval: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            chunk_size: 64 * 1024,
+            ping_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a relayed connection ended, when it ended without an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// The local client closed its side.
+    LocalClosed,
+    /// The app closed (close 1000/1001, or the link ended without a close frame, which
+    /// the 23.09 manager does on app EOF).
+    AppClosed,
+    /// The tunnel was stopped.
+    Cancelled,
+}
+
+/// Why a relayed connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// Close 1013: the app is not accepting connections (not started yet or crashed).
+    #[error("the app is not listening yet (close 1013); the next connection tries again")]
+    AppNotListening,
+    /// Close 1011: the manager could not reach the app.
+    #[error("the manager could not connect to the app (close 1011)")]
+    ManagerError,
+    /// Close 1009: a message too large for the manager.
+    #[error("the manager refused an oversized message (close 1009)")]
+    TooLarge,
+    /// Any other close code with its reason.
+    #[error("the server closed the tunnel (close {code}{})", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    Closed {
+        /// The WebSocket close code.
+        code: u16,
+        /// The server's reason text.
+        reason: String,
+    },
+    /// No frame came back for a whole ping interval.
+    #[error("no answer from the server for {0} s; the connection was dead and has been closed")]
+    Dead(u64),
+    /// A transport error on the WebSocket.
+    #[error("the connection to the server broke: {0}")]
+    Transport(String),
+}
+
+/// Relays between a local byte stream (a TCP connection's halves, or stdin/stdout for
+/// `porthole proxy`) and `stream` until one side closes, the link dies or `cancel` fires.
+pub async fn relay<R, W>(
+    mut local_rx: R,
+    mut local_tx: W,
+    stream: AppStream,
+    counters: &Counters,
+    options: RelayOptions,
+    cancel: &CancellationToken,
+) -> Result<RelayEnd, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (mut ws_tx, mut ws_rx) = stream.split();
+    let started = Instant::now();
+    // Milliseconds since `started` of the last frame received; read by the ping check.
+    let last_frame_ms = AtomicU64::new(0);
+    let elapsed_ms = || started.elapsed().as_millis() as u64;
+
+    let upstream = async {
+        let mut buf = BytesMut::with_capacity(options.chunk_size);
+        let mut ping = tokio::time::interval_at(
+            tokio::time::Instant::now() + options.ping_interval,
+            options.ping_interval,
+        );
+        let mut last_ping_ms: Option<u64> = None;
+        loop {
+            if buf.capacity() < options.chunk_size / 4 {
+                buf.reserve(options.chunk_size);
+            }
+            tokio::select! {
+                read = local_rx.read_buf(&mut buf) => match read {
+                    Ok(0) | Err(_) => {
+                        let _ = ws_tx.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        }))).await;
+                        return Ok::<RelayEnd, RelayError>(RelayEnd::LocalClosed);
+                    }
+                    Ok(n) => {
+                        counters.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
+                        let chunk = buf.split().freeze();
+                        ws_tx
+                            .send(Message::Binary(chunk))
+                            .await
+                            .map_err(|e| RelayError::Transport(e.to_string()))?;
+                    }
+                },
+                _ = ping.tick() => {
+                    if let Some(sent) = last_ping_ms {
+                        if last_frame_ms.load(Ordering::Relaxed) < sent {
+                            return Err(RelayError::Dead(options.ping_interval.as_secs()));
+                        }
+                    }
+                    last_ping_ms = Some(elapsed_ms());
+                    ws_tx
+                        .send(Message::Ping(Default::default()))
+                        .await
+                        .map_err(|e| RelayError::Transport(e.to_string()))?;
+                }
+                _ = cancel.cancelled() => {
+                    let _ = ws_tx.send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "tunnel stopped".into(),
+                    }))).await;
+                    return Ok(RelayEnd::Cancelled);
+                }
+            }
+        }
+    };
+
+    let downstream = async {
+        while let Some(message) = ws_rx.next().await {
+            last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
+            match message {
+                Ok(Message::Binary(data)) => {
+                    counters
+                        .bytes_down
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if local_tx.write_all(&data).await.is_err() {
+                        return Ok(RelayEnd::LocalClosed);
+                    }
+                }
+                // The manager relays only BINARY; anything else carries no app bytes.
+                Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Close(frame)) => return close_outcome(frame),
+                Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => break,
+                Err(tokio_tungstenite::tungstenite::Error::Protocol(
+                    tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => break,
+                Err(tokio_tungstenite::tungstenite::Error::Io(_)) => break,
+                Err(e) => return Err(RelayError::Transport(e.to_string())),
+            }
+        }
+        // The 23.09 manager usually ends the link without a close frame on app EOF.
+        Ok(RelayEnd::AppClosed)
+    };
+
+    let mut upstream = Box::pin(upstream);
+    let mut downstream = Box::pin(downstream);
+    let outcome = tokio::select! {
+        end = &mut downstream => end,
+        end = &mut upstream => match end {
+            // Our side is done; let the close handshake finish briefly so the server
+            // hears it, without waiting on a silent peer.
+            Ok(end) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut downstream).await;
+                Ok(end)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    drop((upstream, downstream));
+    // Tell the local client (TCP FIN, or EOF on stdout).
+    let _ = local_tx.shutdown().await;
+    outcome
+}
+
+fn close_outcome(frame: Option<CloseFrame>) -> Result<RelayEnd, RelayError> {
+    let Some(frame) = frame else {
+        return Ok(RelayEnd::AppClosed);
+    };
+    match u16::from(frame.code) {
+        1000 | 1001 | 1005 | 1006 => Ok(RelayEnd::AppClosed),
+        1013 => Err(RelayError::AppNotListening),
+        1011 => Err(RelayError::ManagerError),
+        1009 => Err(RelayError::TooLarge),
+        code => Err(RelayError::Closed {
+            code,
+            reason: crate::api::one_line(&frame.reason, 120),
+        }),
+    }
+}
