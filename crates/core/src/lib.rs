@@ -4,3 +4,5 @@
 
 pub mod api;
 pub mod tunnel;
+pub mod ssh;
+pub mod profiles;
