@@ -1,0 +1,47 @@
+//! One module per subcommand.
+
+pub mod open;
+pub mod profile;
+pub mod proxy;
+pub mod sessions;
+pub mod ssh;
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::target::CliError;
+
+/// Resolves `--bind` and `--port` into the address to listen on (loopback by default).
+pub fn listen_addr(bind: Option<&str>, port: Option<u16>) -> Result<SocketAddr, CliError> {
+    let ip: IpAddr = match bind {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(text) => text.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "--bind {text:?} is not an IP address (e.g. 127.0.0.1 or ::1)"
+            ))
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port.unwrap_or(0)))
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

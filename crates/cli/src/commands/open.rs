@@ -1,0 +1,163 @@
+//! `porthole open`: a local port tunnelled to an app, until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use porthole_core::api::{BackendClient, ComputeSession, ServicePort};
+use porthole_core::ssh::{ssh_command_line, KeyFile, KEY_FILE_NAME};
+use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelTarget};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{listen_addr, shutdown_signal};
+use crate::launch;
+use crate::target::{connect, find_app, CliError};
+
+/// Arguments of `porthole open`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Session name or id.
+    session: String,
+    /// App name, e.g. jupyter or sshd.
+    app: String,
+    /// Local port (default: a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Local address to listen on (default 127.0.0.1; anything else exposes the app).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Do not open the browser (http apps) or print the ssh command (sshd).
+    #[arg(long)]
+    no_launch: bool,
+    /// Print the ready line as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The one line `open` prints once the port is listening.
+#[derive(Debug, Serialize)]
+struct Ready<'a> {
+    session: &'a str,
+    app: &'a str,
+    protocol: &'a str,
+    local_addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+/// Runs the command.
+pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
+    let bind = listen_addr(args.bind.as_deref(), args.port)?;
+    let client = connect(profile).await?;
+    let (session, app) = find_app(&client, &args.session, &args.app).await?;
+    if !app.is_tunnellable() {
+        return Err(CliError::Usage(format!(
+            "{} is a {} port, which cannot be tunnelled",
+            app.name,
+            app.protocol.as_str()
+        )));
+    }
+    if !bind.ip().is_loopback() {
+        eprintln!(
+            "porthole: warning: listening on {}: anyone who can reach this address can use {}",
+            bind.ip(),
+            app.name
+        );
+    }
+    if !args.json {
+        eprintln!("Starting {} in {}… (the server may take up to 30 s)", app.name, session.name);
+    }
+    let root = CancellationToken::new();
+    let target = TunnelTarget {
+        client: client.clone(),
+        session: session.clone(),
+        app: app.clone(),
+    };
+    let tunnel = Tunnel::start(target, bind, TunnelOptions::default(), &root).await?;
+    let local = tunnel.local_addr();
+    let url = app.protocol.is_web().then(|| launch::app_url(&app, local));
+    let ready = Ready {
+        session: &session.name,
+        app: &app.name,
+        protocol: app.protocol.as_str(),
+        local_addr: local.to_string(),
+        url: url.clone(),
+    };
+    if args.json {
+        let line = serde_json::to_string(&ready).map_err(|e| CliError::Usage(e.to_string()))?;
+        println!("{line}");
+    } else {
+        match &url {
+            Some(url) => println!("{} of {} is at {url}", app.name, session.name),
+            None => println!("{} of {} is at {local}", app.name, session.name),
+        }
+    }
+    // The key (sshd only) lives as long as the tunnel, then is removed.
+    let _key = if args.no_launch {
+        None
+    } else {
+        launch_app(&client, &session, &app, url.as_deref(), local, args.json).await
+    };
+    if !args.json {
+        eprintln!("Press Ctrl-C to stop.");
+    }
+    let mut status = tunnel.status();
+    let reporter = async {
+        let mut last_error = None;
+        while status.changed().await.is_ok() {
+            let current = status.borrow_and_update().last_error.clone();
+            if current.is_some() && current != last_error {
+                if let Some(error) = &current {
+                    eprintln!("porthole: connection failed: {error}");
+                }
+                last_error = current;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = reporter => {}
+    }
+    tunnel.stop().await;
+    if !args.json {
+        eprintln!("Stopped; port {} is released.", local.port());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn launch_app(
+    client: &BackendClient,
+    session: &ComputeSession,
+    app: &ServicePort,
+    url: Option<&str>,
+    local: std::net::SocketAddr,
+    quiet: bool,
+) -> Option<KeyFile> {
+    if let Some(url) = url {
+        if let Err(e) = launch::open_browser(url) {
+            eprintln!("porthole: could not open a browser ({e}); open {url} yourself");
+        }
+        return None;
+    }
+    if app.name != "sshd" {
+        return None;
+    }
+    let key = match client.download_file(session, KEY_FILE_NAME).await {
+        Ok(bytes) => KeyFile::write(&bytes, None),
+        Err(e) => {
+            eprintln!("porthole: could not download the session's SSH key: {e}");
+            return None;
+        }
+    };
+    match key {
+        Ok(key) => {
+            if !quiet {
+                println!("{}", ssh_command_line(local, key.path()));
+            }
+            Some(key)
+        }
+        Err(e) => {
+            eprintln!("porthole: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `porthole ssh`: download the session's key, tunnel sshd, run the system `ssh`.
+
+use std::process::ExitCode;
+
+use porthole_core::ssh::{ssh_args, KeyFile, KEY_FILE_NAME};
+use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelTarget};
+use tokio_util::sync::CancellationToken;
+
+use super::listen_addr;
+use crate::target::{connect, find_app, CliError};
+
+/// Arguments of `porthole ssh`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Session name or id.
+    session: String,
+    /// Arguments passed to ssh after the destination (a remote command, -L forwards, ...).
+    #[arg(last = true)]
+    ssh_args: Vec<String>,
+}
+
+/// Runs the command; the exit code is ssh's.
+pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
+    let client = connect(profile).await?;
+    let (session, app) = find_app(&client, &args.session, "sshd").await?;
+    let key_bytes = client.download_file(&session, KEY_FILE_NAME).await?;
+    let key = KeyFile::write(&key_bytes, None)?;
+    let root = CancellationToken::new();
+    let target = TunnelTarget {
+        client,
+        session,
+        app,
+    };
+    let tunnel = Tunnel::start(target, listen_addr(None, None)?, TunnelOptions::default(), &root).await?;
+    let status = tokio::process::Command::new("ssh")
+        .args(ssh_args(tunnel.local_addr(), key.path(), &args.ssh_args))
+        .kill_on_drop(true)
+        .status();
+    // ssh gets Ctrl-C from the terminal itself; we only wait for it.
+    let status = status.await;
+    tunnel.stop().await;
+    drop(key);
+    let status = status.map_err(|e| CliError::Usage(format!("cannot run ssh: {e}; is OpenSSH installed?")))?;
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,125 @@
+//! Where the command connects: a saved profile or the official client's BACKEND_*
+//! environment variables, resolved into a signed-in client and a session's app.
+
+use std::env;
+
+use porthole_core::api::{
+    ApiError, BackendClient, ClientOptions, ComputeSession, Credentials, Endpoint, ServicePort,
+};
+use porthole_core::profiles::{KeyringSecrets, ProfileError, ProfileStore, SecretStore};
+
+/// Errors of the command, each printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Talking to the server failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A profile problem.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// A tunnel could not start.
+    #[error(transparent)]
+    Tunnel(#[from] porthole_core::tunnel::TunnelError),
+    /// The SSH key is unusable.
+    #[error(transparent)]
+    Key(#[from] porthole_core::ssh::KeyError),
+    /// Anything the user has to fix in what they typed or configured.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Builds a signed-in client from `--profile`, else BACKEND_* variables, else the active
+/// profile.
+pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {
+    let (endpoint, credentials, options) = match profile {
+        Some(name) => from_profile(Some(name))?,
+        None => match from_env()? {
+            Some(found) => found,
+            None => from_profile(None).map_err(|e| match e {
+                CliError::Profile(ProfileError::NotFound(_)) => CliError::Usage(
+                    "no endpoint configured: set BACKEND_ENDPOINT with BACKEND_ACCESS_KEY and \
+                     BACKEND_SECRET_KEY (or BACKEND_ENDPOINT_TYPE=session with BACKEND_USERNAME \
+                     and BACKEND_PASSWORD), or save one with `porthole profile add`"
+                        .into(),
+                ),
+                other => other,
+            })?,
+        },
+    };
+    Ok(BackendClient::connect(&endpoint, &credentials, &options).await?)
+}
+
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn required(name: &str, mode: &str) -> Result<String, CliError> {
+    var(name).ok_or_else(|| CliError::Usage(format!("{name} is not set (needed for {mode} mode)")))
+}
+
+type Target = (Endpoint, Credentials, ClientOptions);
+
+fn from_env() -> Result<Option<Target>, CliError> {
+    let Some(url) = var("BACKEND_ENDPOINT") else {
+        return Ok(None);
+    };
+    let endpoint = Endpoint::parse(&url)?;
+    let mode = var("BACKEND_ENDPOINT_TYPE").unwrap_or_else(|| "api".into());
+    let credentials = match mode.as_str() {
+        "api" => Credentials::Keypair {
+            access_key: required("BACKEND_ACCESS_KEY", "api")?,
+            secret_key: required("BACKEND_SECRET_KEY", "api")?,
+        },
+        "session" => Credentials::WebLogin {
+            username: required("BACKEND_USERNAME", "session")?,
+            password: required("BACKEND_PASSWORD", "session")?,
+        },
+        other => {
+            return Err(CliError::Usage(format!(
+                "BACKEND_ENDPOINT_TYPE must be \"api\" or \"session\", not {other:?}"
+            )))
+        }
+    };
+    let mut options = ClientOptions::default();
+    options.tls.skip_verify = matches!(
+        var("BACKEND_SKIP_SSLCERT_VALIDATION").as_deref(),
+        Some("1" | "true" | "yes")
+    );
+    options.tls.ca_file = var("PORTHOLE_CA_FILE").map(Into::into);
+    Ok(Some((endpoint, credentials, options)))
+}
+
+fn from_profile(name: Option<&str>) -> Result<Target, CliError> {
+    let store = ProfileStore::default_location()?;
+    let profile = store.get(name)?;
+    let secret = KeyringSecrets::new()
+        .get(&profile.name)?
+        .ok_or_else(|| ProfileError::NoSecret(profile.name.clone()))?;
+    let endpoint = Endpoint::parse(&profile.endpoint)?;
+    Ok((endpoint, profile.credentials(secret), profile.client_options()))
+}
+
+/// Finds a running session and one of its apps, with messages that list what exists.
+pub async fn find_app(
+    client: &BackendClient,
+    session: &str,
+    app: &str,
+) -> Result<(ComputeSession, ServicePort), CliError> {
+    let found = client.find_session(session).await?;
+    if !found.is_running() {
+        return Err(ApiError::SessionNotRunning {
+            session: found.name.clone(),
+            status: found.status.clone(),
+        }
+        .into());
+    }
+    let Some(port) = found.app(app).cloned() else {
+        let names: Vec<&str> = found.tunnellable_apps().iter().map(|p| p.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "session {:?} has no app {app:?}; it offers: {}",
+            found.name,
+            if names.is_empty() { "nothing".to_owned() } else { names.join(", ") }
+        )));
+    };
+    Ok((found, port))
+}
