@@ -1,1 +1,525 @@
-//! Shared helpers for the end-to-end tests live in `tests/common`.
+//! Harness for the end-to-end tests: real processes (the `porthole` and
+//! `porthole-emulator` binaries built by `cargo build --workspace`), a real OpenSSH sshd,
+//! a real HTTP server, on loopback ports chosen by the OS.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+/// Keys the generated emulator configs use.
+pub const ACCESS_KEY: &str = "AKIAPORTHOLETEST0001";
+/// The matching secret.
+pub const SECRET_KEY: &str = "porthole-test-secret-key-0123456789";
+/// Web-login user of the generated configs.
+pub const USERNAME: &str = "tester@example.test";
+/// Its password.
+pub const PASSWORD: &str = "tester-password";
+
+/// How the client reaches the emulator in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keypair signing, API v8 (`/stream/session`, POST download_single).
+    ApiV8,
+    /// Keypair signing, API v4 (`/stream/kernel`, GET download_single, /admin/graphql).
+    ApiV4,
+    /// Web login, `/func` prefix.
+    Session,
+}
+
+impl Mode {
+    /// All modes, for tests that run against each.
+    pub const ALL: [Mode; 3] = [Mode::ApiV8, Mode::ApiV4, Mode::Session];
+
+    fn api_version(self) -> &'static str {
+        match self {
+            Mode::ApiV8 | Mode::Session => "v8.20240915",
+            Mode::ApiV4 => "v4.20190615",
+        }
+    }
+}
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned()
+}
+
+/// Path of a workspace binary; fails with the command that builds it.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound then released; used where a server cannot take port 0).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Reads lines from `reader` until one satisfies `want`, within `secs`.
+pub async fn read_line_until<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    secs: u64,
+    what: &str,
+    mut want: impl FnMut(&str) -> bool,
+) -> String {
+    let read = async {
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).await.expect("read line");
+            if n == 0 {
+                panic!("{what}: stream ended before the expected line; it printed:\n{seen}");
+            }
+            if want(line.trim_end()) {
+                return line.trim_end().to_owned();
+            }
+            seen.push_str(&line);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(secs), read)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no expected line within {secs} s"))
+}
+
+/// Sends SIGTERM to a child.
+pub fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+}
+
+/// One service behind an emulated session.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// App name.
+    pub name: String,
+    /// http, tcp, preopen...
+    pub protocol: String,
+    /// Real local target, `127.0.0.1:PORT`.
+    pub target: String,
+    /// Extra TOML lines for the service table.
+    pub extra: String,
+}
+
+impl Service {
+    /// A service with no extra settings.
+    pub fn new(name: &str, protocol: &str, target: &str) -> Self {
+        Service {
+            name: name.into(),
+            protocol: protocol.into(),
+            target: target.into(),
+            extra: String::new(),
+        }
+    }
+}
+
+/// One emulated session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its name.
+    pub name: String,
+    /// Its status word.
+    pub status: String,
+    /// Its services.
+    pub services: Vec<Service>,
+    /// Path of the `id_container` file it serves, if any.
+    pub ssh_key: Option<PathBuf>,
+}
+
+/// Renders an emulator config for `mode` with `sessions`, plus `extra` top-level TOML.
+pub fn emulator_config(mode: Mode, sessions: &[Session], extra: &str) -> String {
+    let mut toml = format!(
+        "api_version = \"{}\"\n{extra}\n[[keypairs]]\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n\n\
+         [[users]]\nusername = \"{USERNAME}\"\npassword = \"{PASSWORD}\"\naccess_key = \"{ACCESS_KEY}\"\n",
+        mode.api_version()
+    );
+    for (i, s) in sessions.iter().enumerate() {
+        let _ = write!(
+            toml,
+            "\n[[sessions]]\nname = \"{}\"\nid = \"00000000-0000-4000-8000-{:012}\"\nstatus = \"{}\"\n",
+            s.name,
+            i + 1,
+            s.status
+        );
+        if let Some(key) = &s.ssh_key {
+            let _ = writeln!(toml, "files = {{ id_container = \"{}\" }}", key.display());
+        }
+        for (j, svc) in s.services.iter().enumerate() {
+            let _ = write!(
+                toml,
+                "[[sessions.services]]\nname = \"{}\"\nprotocol = \"{}\"\ncontainer_ports = [{}]\ntarget = \"{}\"\n{}\n",
+                svc.name,
+                svc.protocol,
+                8000 + j,
+                svc.target,
+                svc.extra
+            );
+        }
+    }
+    toml
+}
+
+/// A running `porthole-emulator` process.
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The mode its clients use.
+    pub mode: Mode,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    /// Starts the emulator with `config` on a free port and waits for its ready line.
+    pub async fn start(mode: Mode, config: &str) -> Emulator {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("emulator.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(bin("porthole-emulator"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0", "--control"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn porthole-emulator");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let line = read_line_until(&mut out, 20, "porthole-emulator", |l| l.starts_with("listening on ")).await;
+        let url = line.trim_start_matches("listening on ").to_owned();
+        Emulator {
+            url,
+            mode,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The emulator's process, e.g. to kill it.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The BACKEND_* variables that point a client at this emulator.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("BACKEND_ENDPOINT", self.url.clone())];
+        match self.mode {
+            Mode::ApiV8 | Mode::ApiV4 => vars.extend([
+                ("BACKEND_ENDPOINT_TYPE", "api".to_owned()),
+                ("BACKEND_ACCESS_KEY", ACCESS_KEY.to_owned()),
+                ("BACKEND_SECRET_KEY", SECRET_KEY.to_owned()),
+            ]),
+            Mode::Session => vars.extend([
+                ("BACKEND_ENDPOINT_TYPE", "session".to_owned()),
+                ("BACKEND_USERNAME", USERNAME.to_owned()),
+                ("BACKEND_PASSWORD", PASSWORD.to_owned()),
+            ]),
+        }
+        vars
+    }
+
+    /// A `porthole` command configured for this emulator through BACKEND_* variables.
+    pub fn porthole(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("porthole"));
+        cmd.args(args)
+            .env_remove("BROWSER")
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `porthole args` to completion (at most `secs`), returning status and output.
+    pub async fn run(&self, args: &[&str], secs: u64) -> std::process::Output {
+        run_with_timeout(self.porthole(args), secs).await
+    }
+
+    /// Starts `porthole open SESSION APP --json --no-launch` and waits for its ready line.
+    pub async fn open(&self, session: &str, app: &str, extra: &[&str]) -> OpenTunnel {
+        let mut args = vec!["open", session, app, "--json", "--no-launch"];
+        args.extend_from_slice(extra);
+        let mut cmd = self.porthole(&args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        OpenTunnel::spawn(cmd).await
+    }
+}
+
+/// Runs a command with a deadline; a hang fails the test instead of blocking CI.
+pub async fn run_with_timeout(mut cmd: Command, secs: u64) -> std::process::Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn");
+    tokio::time::timeout(Duration::from_secs(secs), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("command did not finish within {secs} s: {cmd:?}"))
+        .expect("wait")
+}
+
+/// A running `porthole open`.
+pub struct OpenTunnel {
+    /// The parsed JSON ready line.
+    pub ready: Value,
+    child: Child,
+}
+
+impl OpenTunnel {
+    /// Spawns `cmd` (a `porthole open ... --json`) and waits for its JSON ready line.
+    pub async fn spawn(mut cmd: Command) -> OpenTunnel {
+        let mut child = cmd.spawn().expect("spawn porthole open");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let line = read_line_until(&mut out, 90, "porthole open", |l| l.starts_with('{')).await;
+        let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+        OpenTunnel { ready, child }
+    }
+
+    /// `127.0.0.1:PORT` of the tunnel.
+    pub fn local_addr(&self) -> String {
+        self.ready["local_addr"].as_str().expect("local_addr").to_owned()
+    }
+
+    /// The local port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// SIGTERMs `porthole open` and checks that it exits 0 within 10 s.
+    pub async fn stop(mut self) {
+        terminate(&self.child);
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("porthole open exits within 10 s of SIGTERM")
+            .expect("wait");
+        assert!(status.success(), "porthole open exited with {status}");
+    }
+}
+
+/// A real OpenSSH sshd on a loopback port, accepting one generated client key.
+pub struct Sshd {
+    /// Its port.
+    pub port: u16,
+    /// The private key that logs in (the session's `id_container`).
+    pub client_key: PathBuf,
+    /// The user to log in as: `work` when it exists (as in Backend.AI containers, and
+    /// in CI), else the current user.
+    pub user: String,
+    /// A directory every user can write, for transfers.
+    pub scratch: PathBuf,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+fn sshd_path() -> PathBuf {
+    ["/usr/sbin/sshd", "/usr/bin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("OpenSSH sshd is not installed (apt-get install openssh-server)")
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Whether a local account named `name` exists.
+pub fn user_exists(name: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|p| p.lines().any(|l| l.split(':').next() == Some(name)))
+        .unwrap_or(false)
+}
+
+/// The current user's name.
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "root".into())
+}
+
+impl Sshd {
+    /// Generates host and client keys and starts sshd in the foreground.
+    pub async fn start() -> Sshd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        set_mode(dir.path(), 0o755);
+        let d = dir.path();
+        for (file, kind) in [("host_key", "ed25519"), ("id_container", "ed25519")] {
+            let out = run_with_timeout(
+                {
+                    let mut c = Command::new("ssh-keygen");
+                    c.args(["-q", "-t", kind, "-N", "", "-C", "porthole-test", "-f"]).arg(d.join(file));
+                    c
+                },
+                30,
+            )
+            .await;
+            assert!(out.status.success(), "ssh-keygen failed: {out:?}");
+        }
+        std::fs::copy(d.join("id_container.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        set_mode(&d.join("authorized_keys"), 0o644);
+        let scratch = d.join("scratch");
+        std::fs::create_dir(&scratch).expect("scratch dir");
+        set_mode(&scratch, 0o777);
+        let user = if user_exists("work") { "work".to_owned() } else { current_user() };
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             AllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel INFO\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+        std::fs::create_dir_all("/run/sshd").ok();
+        let mut child = Command::new(sshd_path())
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sshd");
+        // At LogLevel INFO sshd says "Server listening on 127.0.0.1 port N." once ready.
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        read_line_until(&mut err, 20, "sshd", |l| l.contains("Server listening on")).await;
+        tokio::spawn(async move {
+            let mut line = String::new();
+            while err.read_line(&mut line).await.map(|n| n > 0).unwrap_or(false) {
+                if std::env::var_os("PORTHOLE_TEST_SSHD_LOG").is_some() {
+                    eprint!("sshd: {line}");
+                }
+                line.clear();
+            }
+        });
+        let client_key = d.join("id_container");
+        Sshd {
+            port,
+            client_key,
+            user,
+            scratch,
+            child,
+            dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The directory holding the keys.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Options for the system ssh/scp that log in with the session key through `port`.
+    pub fn client_options(&self, port: u16) -> Vec<String> {
+        vec![
+            "-i".into(),
+            self.client_key.display().to_string(),
+            "-o".into(),
+            "StrictHostKeyChecking=no".into(),
+            "-o".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+            "-P".into(),
+            port.to_string(),
+        ]
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A real HTTP server (Python's http.server) serving a directory.
+pub struct HttpServer {
+    /// Its port.
+    pub port: u16,
+    /// The directory it serves.
+    pub root: tempfile::TempDir,
+    _child: Child,
+}
+
+impl HttpServer {
+    /// Serves a fresh directory holding `index.html` with `body`.
+    pub async fn start(body: &str) -> HttpServer {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("index.html"), body).expect("index.html");
+        let mut child = Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory"])
+            .arg(root.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn python3 -m http.server");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let line = read_line_until(&mut out, 20, "http.server", |l| l.starts_with("Serving HTTP")).await;
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("port in http.server's line");
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).await.map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        HttpServer {
+            port,
+            root,
+            _child: child,
+        }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let data = std::fs::read(path).expect("read file");
+    hex::encode(Sha256::digest(&data))
+}
+
+/// Writes `len` random bytes to `path`.
+pub fn random_file(path: &Path, len: usize) {
+    use rand::RngCore;
+    let mut data = vec![0u8; len];
+    rand::rng().fill_bytes(&mut data);
+    std::fs::write(path, data).expect("write random file");
+}

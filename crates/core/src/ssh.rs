@@ -91,10 +91,10 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     }
 }
 
-/// The arguments for `ssh` to reach the container through a tunnel on `local`, followed
-/// by the user's own `extra` arguments. Host keys are not recorded: every tunnel gets a
-/// new local port, and the container's host key changes with every session.
-pub fn ssh_args(local: SocketAddr, key: &Path, extra: &[String]) -> Vec<String> {
+/// The arguments for `ssh` to reach the container as `user` through a tunnel on `local`,
+/// followed by the user's own `extra` arguments. Host keys are not recorded: every tunnel
+/// gets a new local port, and the container's host key changes with every session.
+pub fn ssh_args(local: SocketAddr, key: &Path, user: &str, extra: &[String]) -> Vec<String> {
     let mut args = vec![
         "-i".to_owned(),
         key.display().to_string(),
@@ -108,7 +108,7 @@ pub fn ssh_args(local: SocketAddr, key: &Path, extra: &[String]) -> Vec<String> 
         "IdentitiesOnly=yes".to_owned(),
         "-o".to_owned(),
         "LogLevel=ERROR".to_owned(),
-        format!("{CONTAINER_USER}@{}", local.ip()),
+        format!("{user}@{}", local.ip()),
     ];
     args.extend(extra.iter().cloned());
     args
@@ -117,7 +117,7 @@ pub fn ssh_args(local: SocketAddr, key: &Path, extra: &[String]) -> Vec<String> 
 /// `ssh_args` as one shell-quoted command line, for "copy ssh command".
 pub fn ssh_command_line(local: SocketAddr, key: &Path) -> String {
     std::iter::once("ssh".to_owned())
-        .chain(ssh_args(local, key, &[]).iter().map(|a| shell_quote(a)))
+        .chain(ssh_args(local, key, CONTAINER_USER, &[]).iter().map(|a| shell_quote(a)))
         .collect::<Vec<_>>()
         .join(" ")
 }

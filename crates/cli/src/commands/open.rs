@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use porthole_core::api::{BackendClient, ComputeSession, ServicePort};
+use porthole_core::api::{BackendClient, ComputeSession};
 use porthole_core::ssh::{ssh_command_line, KeyFile, KEY_FILE_NAME};
 use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelTarget};
 use serde::Serialize;
@@ -42,6 +42,11 @@ struct Ready<'a> {
     local_addr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
+    /// sshd only: the command that logs in, and the key it uses (removed on exit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
 }
 
 /// Runs the command.
@@ -75,12 +80,20 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     let tunnel = Tunnel::start(target, bind, TunnelOptions::default(), &root).await?;
     let local = tunnel.local_addr();
     let url = app.protocol.is_web().then(|| launch::app_url(&app, local));
+    // The key (sshd only) lives as long as the tunnel, then is removed.
+    let key = if args.no_launch || app.name != "sshd" {
+        None
+    } else {
+        download_key(&client, &session).await
+    };
     let ready = Ready {
         session: &session.name,
         app: &app.name,
         protocol: app.protocol.as_str(),
         local_addr: local.to_string(),
         url: url.clone(),
+        ssh_command: key.as_ref().map(|k| ssh_command_line(local, k.path())),
+        key_file: key.as_ref().map(|k| k.path().display().to_string()),
     };
     if args.json {
         let line = serde_json::to_string(&ready).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -90,13 +103,15 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
             Some(url) => println!("{} of {} is at {url}", app.name, session.name),
             None => println!("{} of {} is at {local}", app.name, session.name),
         }
+        if let Some(command) = &ready.ssh_command {
+            println!("{command}");
+        }
     }
-    // The key (sshd only) lives as long as the tunnel, then is removed.
-    let _key = if args.no_launch {
-        None
-    } else {
-        launch_app(&client, &session, &app, url.as_deref(), local, args.json).await
-    };
+    if let (Some(url), false) = (&url, args.no_launch) {
+        if let Err(e) = launch::open_browser(url) {
+            eprintln!("porthole: could not open a browser ({e}); open {url} yourself");
+        }
+    }
     if !args.json {
         eprintln!("Press Ctrl-C to stop.");
     }
@@ -124,23 +139,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
-async fn launch_app(
-    client: &BackendClient,
-    session: &ComputeSession,
-    app: &ServicePort,
-    url: Option<&str>,
-    local: std::net::SocketAddr,
-    quiet: bool,
-) -> Option<KeyFile> {
-    if let Some(url) = url {
-        if let Err(e) = launch::open_browser(url) {
-            eprintln!("porthole: could not open a browser ({e}); open {url} yourself");
-        }
-        return None;
-    }
-    if app.name != "sshd" {
-        return None;
-    }
+async fn download_key(client: &BackendClient, session: &ComputeSession) -> Option<KeyFile> {
     let key = match client.download_file(session, KEY_FILE_NAME).await {
         Ok(bytes) => KeyFile::write(&bytes, None),
         Err(e) => {
@@ -148,16 +147,5 @@ async fn launch_app(
             return None;
         }
     };
-    match key {
-        Ok(key) => {
-            if !quiet {
-                println!("{}", ssh_command_line(local, key.path()));
-            }
-            Some(key)
-        }
-        Err(e) => {
-            eprintln!("porthole: {e}");
-            None
-        }
-    }
+    key.map_err(|e| eprintln!("porthole: {e}")).ok()
 }

@@ -12,6 +12,9 @@ use crate::target::{connect, find_app, CliError};
 /// Arguments of `porthole ssh`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Login user inside the container.
+    #[arg(long, default_value = porthole_core::ssh::CONTAINER_USER)]
+    user: String,
     /// Session name or id.
     session: String,
     /// Arguments passed to ssh after the destination (a remote command, -L forwards, ...).
@@ -33,7 +36,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     };
     let tunnel = Tunnel::start(target, listen_addr(None, None)?, TunnelOptions::default(), &root).await?;
     let status = tokio::process::Command::new("ssh")
-        .args(ssh_args(tunnel.local_addr(), key.path(), &args.ssh_args))
+        .args(ssh_args(tunnel.local_addr(), key.path(), &args.user, &args.ssh_args))
         .kill_on_drop(true)
         .status();
     // ssh gets Ctrl-C from the terminal itself; we only wait for it.

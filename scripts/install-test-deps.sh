@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the tests need on Debian/Ubuntu, skipping what is already there:
+# build packages, the real servers and tools the end-to-end tests drive, the `work` user
+# Backend.AI containers log in as, and the official backend.ai-client in a venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_apt=()
+for pkg in pkg-config libdbus-1-dev openssh-server openssh-client curl faketime python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-test-deps: apt packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Backend.AI containers run sshd for the user `work`; the tests log in as it when it
+# exists (they fall back to the current user otherwise).
+if [ "$(id -u)" -eq 0 ] && ! id work >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/bash work
+fi
+# sshd needs its privilege-separation directory.
+[ -d /run/sshd ] || $SUDO mkdir -p /run/sshd
+
+command -v cargo >/dev/null || { echo "install-test-deps: Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
+
+# The official client, pinned to the dependency versions of its day (newer yarl breaks
+# its request signing), in a venv under target/.
+VENV=target/bai-client-venv
+if [ ! -x "$VENV/bin/backend.ai" ]; then
+  echo "install-test-deps: backend.ai-client 23.9.10 into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    -c scripts/constraints-bai-client.txt backend.ai-client==23.9.10
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs what the tests need, checks formatting and lints,
+# builds the binaries the end-to-end tests drive, and runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (binaries for the end-to-end tests)"
+cargo build --workspace --bins --locked
+echo "== cargo test"
+cargo test --workspace --locked
