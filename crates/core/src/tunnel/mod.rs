@@ -6,6 +6,7 @@
 //! and releases the port before [`Tunnel::stop`] returns.
 
 mod connector;
+mod manager;
 mod relay;
 mod status;
 
@@ -24,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
 
 pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
+pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions};
 pub use status::{Counters, TunnelState, TunnelStatus};
 
