@@ -1,0 +1,224 @@
+//! Request parameters as the manager's `check_api_params` (trafaret) reads them: a JSON body
+//! when there is one, else the query string; unknown keys, missing keys and bad values give
+//! 400 `invalid-api-params` "Input validation error" with per-key messages as `data`.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::json::J;
+use crate::problem::Problem;
+
+/// What a key accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    /// `t.String` (non-blank).
+    Str,
+    /// `t.Null | t.String`.
+    OptStr,
+    /// `t.Null | t.Int[min:max]` (strings are converted).
+    OptInt { min: i64, max: i64 },
+    /// `t.Null | t.Mapping(t.String, t.Any)`.
+    OptMap,
+}
+
+/// One key of a `t.Dict`: its names (the first is canonical, the rest are aliases).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    pub(crate) names: &'static [&'static str],
+    pub(crate) required: bool,
+    pub(crate) kind: Kind,
+}
+
+impl Key {
+    pub(crate) const fn required(names: &'static [&'static str], kind: Kind) -> Self {
+        Key {
+            names,
+            required: true,
+            kind,
+        }
+    }
+
+    pub(crate) const fn optional(names: &'static [&'static str], kind: Kind) -> Self {
+        Key {
+            names,
+            required: false,
+            kind,
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus_as_space`), lossily as UTF-8.
+pub(crate) fn percent_decode(s: &str, plus_as_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_as_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a raw query string into ordered key/value pairs.
+pub(crate) fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+/// The raw parameters: the JSON body if non-empty, else the query (values as strings).
+pub(crate) fn raw_params(body: &[u8], query: Option<&str>) -> Result<Value, Problem> {
+    if body.is_empty() {
+        let mut map = serde_json::Map::new();
+        for (k, v) in parse_query(query) {
+            // MultiDict -> dict keeps the first value.
+            map.entry(k).or_insert(Value::String(v));
+        }
+        return Ok(Value::Object(map));
+    }
+    serde_json::from_slice(body).map_err(|_| Problem::invalid_api_params().msg("Malformed body"))
+}
+
+/// Checks `raw` against `keys`; returns the values by canonical name (absent optional keys
+/// map to `Null`).
+pub(crate) fn check(raw: &Value, keys: &[Key]) -> Result<HashMap<&'static str, Value>, Problem> {
+    let Some(map) = raw.as_object() else {
+        return Err(Problem::invalid_api_params()
+            .msg("Input validation error")
+            .data("value is not a dict"));
+    };
+    let mut errors: Vec<(String, J)> = Vec::new();
+    let mut out = HashMap::new();
+    for key in keys {
+        let Some(&canonical) = key.names.first() else {
+            continue;
+        };
+        let found = key.names.iter().find_map(|n| map.get(*n));
+        match found {
+            None | Some(Value::Null) if key.required => {
+                if found.is_none() {
+                    errors.push((canonical.to_owned(), J::from("is required")));
+                } else {
+                    errors.push((canonical.to_owned(), J::from("value is not a string")));
+                }
+            }
+            None => {
+                out.insert(canonical, Value::Null);
+            }
+            Some(value) => match check_value(value, key.kind) {
+                Ok(v) => {
+                    out.insert(canonical, v);
+                }
+                Err(msg) => errors.push((canonical.to_owned(), J::from(msg))),
+            },
+        }
+    }
+    for name in map.keys() {
+        if !keys.iter().any(|k| k.names.contains(&name.as_str())) {
+            errors.push((name.clone(), J::from(format!("{name} is not allowed key"))));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Problem::input_validation(errors))
+    }
+}
+
+fn check_value(value: &Value, kind: Kind) -> Result<Value, String> {
+    match (kind, value) {
+        (Kind::OptStr | Kind::OptInt { .. } | Kind::OptMap, Value::Null) => Ok(Value::Null),
+        (Kind::Str, Value::String(s)) if s.is_empty() => Err("blank value is not allowed".into()),
+        (Kind::Str | Kind::OptStr, Value::String(s)) => Ok(Value::String(s.clone())),
+        (Kind::Str | Kind::OptStr, _) => Err("value is not a string".into()),
+        (Kind::OptInt { min, max }, v) => {
+            let n = match v {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| "value can't be converted to int".to_owned())?;
+            if n < min {
+                Err(format!("value is less than {min}"))
+            } else if n > max {
+                Err(format!("value is greater than {max}"))
+            } else {
+                Ok(Value::from(n))
+            }
+        }
+        (Kind::OptMap, Value::Object(_)) => Ok(value.clone()),
+        (Kind::OptMap, _) => Err("value is not a dict".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &[Key] = &[
+        Key::required(&["app", "service"], Kind::Str),
+        Key::optional(
+            &["port"],
+            Kind::OptInt {
+                min: 1024,
+                max: 65535,
+            },
+        ),
+        Key::optional(&["envs"], Kind::OptStr),
+    ];
+
+    #[test]
+    fn query_params() {
+        let raw = raw_params(b"", Some("service=sshd&port=2200&envs=%7B%22A%22%3A1%7D")).unwrap();
+        let params = check(&raw, KEYS).unwrap();
+        assert_eq!(params["app"], "sshd");
+        assert_eq!(params["port"], 2200);
+        assert_eq!(params["envs"], r#"{"A":1}"#);
+    }
+
+    #[test]
+    fn validation_errors() {
+        let raw = raw_params(b"", Some("owner_access_key=AK")).unwrap();
+        let err = check(&raw, KEYS).unwrap_err();
+        assert_eq!(err.msg.as_deref(), Some("Input validation error"));
+        assert_eq!(
+            err.data.clone().unwrap().dumps(),
+            r#"{"app": "is required", "owner_access_key": "owner_access_key is not allowed key"}"#
+        );
+        let raw = raw_params(b"", Some("app=x&port=80")).unwrap();
+        let err = check(&raw, KEYS).unwrap_err();
+        assert_eq!(
+            err.data.clone().unwrap().dumps(),
+            r#"{"port": "value is less than 1024"}"#
+        );
+        let err = raw_params(b"{nope", None).unwrap_err();
+        assert_eq!(err.msg.as_deref(), Some("Malformed body"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c%zz%", true), "a b c%zz%");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+    }
+}

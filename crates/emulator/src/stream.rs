@@ -1,0 +1,403 @@
+//! Stream tunnels: `GET /stream/session/{id}/{httpproxy|tcpproxy}?app=NAME` (v4:
+//! `/stream/kernel/{name}/...`), the WebSocket handshake in the manager's order and the
+//! BINARY relay to the app's real local server (protocol doc §5 and §10).
+//!
+//! Handshake: parameters, session lookup, `service_ports` (null: 500), app lookup, port,
+//! protocol, the app start (failure: 500 with `data`; first start: the configured delay),
+//! the Upgrade check (400), then 101. Only after the 101 is the target connected: refused
+//! gives CLOSE 1013, other errors 1011.
+//!
+//! Relay: client BINARY frames go to the target (TEXT frames are dropped, the socket stays
+//! usable); target bytes come back as BINARY frames of at most 256 KiB; a client message of
+//! 16 MiB or more gets CLOSE 1009; target EOF gives CLOSE 1001; a client CLOSE closes the
+//! target. Both directions are awaited (no unbounded buffers). Pings are answered, never
+//! sent. Session termination and emulator shutdown close the relay with 1001.
+//!
+//! Through the web server (`/func/stream/...`) any handshake failure is 502,
+//! and closes from the manager's side are not passed on: when the target closes, refuses
+//! (1013) or the session goes away, the client's WebSocket stays open, silent, dropping what
+//! it is sent, until the client closes it. The web server's own limits apply there: its
+//! client-facing socket closes a message of 4 MiB or more with 1009 (aiohttp's default
+//! `max_msg_size`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Caller;
+use crate::manager::lookup_problem;
+use crate::params::{self, Key, Kind};
+use crate::problem::Problem;
+use crate::state::{RelayGuard, Shared};
+use crate::version::ApiVersion;
+
+/// Largest chunk the relay reads from the target (one BINARY frame each).
+pub const RELAY_CHUNK: usize = 256 * 1024;
+/// The manager's `max-wsmsg-size`: client messages of this size or more get CLOSE 1009.
+pub const MANAGER_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The web server's client-facing limit (aiohttp `WebSocketResponse` default).
+pub const WEB_MAX_MESSAGE: usize = 4 * 1024 * 1024;
+/// The WebSocket library's own hard limit; above it the message cannot even be read.
+const HARD_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+/// How long to wait for the target's TCP connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the client's CLOSE reply after sending ours.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+const CLOSE_INTERNAL_ERROR: u16 = 1011;
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// Which server the client is talking to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The manager directly.
+    Api,
+    /// The web server in front of it.
+    Web,
+}
+
+const PROXY_KEYS: &[Key] = &[
+    Key::required(&["app", "service"], Kind::Str),
+    // The port picks one of the app's container ports. This models the newer managers
+    // (which compare it as an int); manager 23.09 compares it as a string and so rejects
+    // every `port`, even the primary one, with the same 400 as an unknown port.
+    Key::optional(
+        &["port"],
+        Kind::OptInt {
+            min: 1024,
+            max: 65535,
+        },
+    ),
+    Key::optional(&["envs"], Kind::OptStr),
+    Key::optional(&["arguments"], Kind::OptStr),
+];
+
+/// What the handshake settled: where to connect and what cancels the relay.
+struct Prepared {
+    target: String,
+    session_token: CancellationToken,
+}
+
+/// The handshake checks up to (not including) the Upgrade check and the 101.
+async fn prepare(
+    shared: &Shared,
+    caller: &Caller,
+    session_ref: &str,
+    query: Option<&str>,
+) -> Result<Prepared, Problem> {
+    let raw = params::raw_params(b"", query)?;
+    let params = params::check(&raw, PROXY_KEYS)?;
+    let app = params["app"].as_str().unwrap_or_default();
+    let session = shared
+        .find_session(&caller.access_key, session_ref)
+        .map_err(|lookup| lookup_problem(session_ref, lookup))?;
+    if !session.has_ports() {
+        // The manager iterates the main kernel's service_ports, which are null until the
+        // session runs: a TypeError, hence a bare 500.
+        return Err(Problem::internal());
+    }
+    let service = session.service(app).ok_or_else(|| {
+        Problem::object_not_found("app service").msg(format!("{session_ref}:{app}"))
+    })?;
+    let index = match params["port"].as_i64() {
+        None => 0,
+        Some(port) => service
+            .cfg
+            .container_ports
+            .iter()
+            .position(|p| i64::from(*p) == port)
+            .ok_or_else(|| {
+                Problem::invalid_api_params().msg(format!(
+                    "Service {app} does not open the port number {port}."
+                ))
+            })?,
+    };
+    match service.cfg.protocol.as_str() {
+        "tcp" | "http" | "preopen" => {}
+        "vnc" | "rdp" if shared.api_version >= ApiVersion::VNC_RDP => {}
+        // NotImplementedError in the manager.
+        "pty" => return Err(Problem::internal()),
+        other => {
+            return Err(
+                Problem::invalid_api_params().msg(format!("Unsupported service protocol: {other}"))
+            )
+        }
+    }
+    for key in ["arguments", "envs"] {
+        if let Some(text) = params[key].as_str() {
+            // load_json() failing is unhandled in the manager: 500.
+            serde_json::from_str::<serde_json::Value>(text).map_err(|_| Problem::internal())?;
+        }
+    }
+    let session_token = session.relay_token();
+    if let Some(reason) = &service.cfg.start_failure {
+        return Err(Problem::internal()
+            .msg("Failed to launch the app service")
+            .data(reason.as_str()));
+    }
+    let ready = service.start();
+    tokio::select! {
+        () = tokio::time::sleep_until(ready) => {}
+        () = shared.shutdown.cancelled() => return Err(Problem::service_unavailable()),
+    }
+    let target = service
+        .cfg
+        .target_for(index)
+        .ok_or_else(Problem::internal)?
+        .to_owned();
+    Ok(Prepared {
+        target,
+        session_token,
+    })
+}
+
+/// Handles a tunnel handshake and, on success, upgrades and spawns the relay.
+pub(crate) async fn proxy(
+    shared: &Arc<Shared>,
+    caller: Caller,
+    session_ref: &str,
+    query: Option<&str>,
+    parts: &mut Parts,
+    mode: Mode,
+) -> Response {
+    let upgrade = WebSocketUpgrade::from_request_parts(parts, &()).await;
+    let prepared = match prepare(shared, &caller, session_ref, query).await {
+        Ok(p) => p,
+        Err(problem) => {
+            tracing::info!(
+                session = session_ref,
+                status = problem.status.as_u16(),
+                title = %problem.title,
+                msg = problem.msg.as_deref().unwrap_or(""),
+                "tunnel handshake refused"
+            );
+            return match mode {
+                Mode::Api => problem.into_response(),
+                Mode::Web => Problem::bad_gateway().into_response(),
+            };
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => {
+            tracing::info!(session = session_ref, %rejection, "tunnel request without a WebSocket upgrade");
+            return match mode {
+                Mode::Api => Problem::generic_bad_request().into_response(),
+                Mode::Web => Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal-server-error",
+                    "Something has gone wrong.",
+                )
+                .into_response(),
+            };
+        }
+    };
+    let ctx = RelayCtx {
+        mode,
+        limit: match mode {
+            Mode::Api => MANAGER_MAX_MESSAGE,
+            Mode::Web => WEB_MAX_MESSAGE,
+        },
+        target: prepared.target,
+        session: prepared.session_token,
+        shutdown: shared.shutdown.clone(),
+    };
+    let guard = RelayGuard::new(&shared.relays);
+    let tracker_token = shared.tracker.token();
+    tracing::info!(
+        access_key = %caller.access_key,
+        session = session_ref,
+        target = %ctx.target,
+        "tunnel opened"
+    );
+    upgrade
+        .max_message_size(HARD_MESSAGE_LIMIT)
+        .max_frame_size(HARD_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| async move {
+            relay(socket, ctx).await;
+            drop(guard);
+            drop(tracker_token);
+        })
+}
+
+struct RelayCtx {
+    mode: Mode,
+    limit: usize,
+    target: String,
+    session: CancellationToken,
+    shutdown: CancellationToken,
+}
+
+type WsTx = SplitSink<WebSocket, Message>;
+type WsRx = SplitStream<WebSocket>;
+
+#[derive(Debug)]
+enum Outcome {
+    ClientClosed,
+    ClientGone,
+    TooBig,
+    TargetGone,
+    SessionGone,
+    Shutdown,
+}
+
+async fn relay(socket: WebSocket, ctx: RelayCtx) {
+    let (mut tx, mut rx) = socket.split();
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ctx.target.as_str()));
+    let connected = tokio::select! {
+        r = connect => r,
+        () = ctx.shutdown.cancelled() => return close_and_drain(&mut tx, &mut rx, CLOSE_GOING_AWAY).await,
+        () = ctx.session.cancelled() => return finish(&ctx, &mut tx, &mut rx, CLOSE_GOING_AWAY).await,
+    };
+    let stream = match connected {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            tracing::info!(target = %ctx.target, "app port refused the connection: close 1013");
+            return finish(&ctx, &mut tx, &mut rx, CLOSE_TRY_AGAIN_LATER).await;
+        }
+        Ok(Err(e)) => {
+            tracing::info!(target = %ctx.target, error = %e, "cannot connect to the app: close 1011");
+            return finish(&ctx, &mut tx, &mut rx, CLOSE_INTERNAL_ERROR).await;
+        }
+        Err(_) => {
+            tracing::info!(target = %ctx.target, "connect to the app timed out: close 1011");
+            return finish(&ctx, &mut tx, &mut rx, CLOSE_INTERNAL_ERROR).await;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut target_rd, mut target_wr) = stream.into_split();
+    let outcome = tokio::select! {
+        o = upstream(&mut rx, &mut target_wr, ctx.limit) => o,
+        o = downstream(&mut target_rd, &mut tx) => o,
+        () = ctx.shutdown.cancelled() => Outcome::Shutdown,
+        () = ctx.session.cancelled() => Outcome::SessionGone,
+    };
+    // The app socket is closed whatever happened.
+    drop(target_rd);
+    drop(target_wr);
+    tracing::debug!(target = %ctx.target, ?outcome, "relay ended");
+    match outcome {
+        Outcome::ClientClosed => drain(&mut rx).await,
+        Outcome::ClientGone => {}
+        Outcome::TooBig => close_and_drain(&mut tx, &mut rx, CLOSE_MESSAGE_TOO_BIG).await,
+        Outcome::Shutdown => close_and_drain(&mut tx, &mut rx, CLOSE_GOING_AWAY).await,
+        Outcome::TargetGone | Outcome::SessionGone => {
+            finish(&ctx, &mut tx, &mut rx, CLOSE_GOING_AWAY).await
+        }
+    }
+}
+
+/// The manager closes with `code`; behind the web server the client hears nothing.
+async fn finish(ctx: &RelayCtx, tx: &mut WsTx, rx: &mut WsRx, code: u16) {
+    match ctx.mode {
+        Mode::Api => close_and_drain(tx, rx, code).await,
+        Mode::Web => silent(ctx, tx, rx).await,
+    }
+}
+
+/// Client to app: BINARY frames are written (awaiting the target), TEXT frames dropped.
+async fn upstream(rx: &mut WsRx, target: &mut OwnedWriteHalf, limit: usize) -> Outcome {
+    while let Some(item) = rx.next().await {
+        match item {
+            Ok(Message::Binary(data)) => {
+                if data.len() >= limit {
+                    return Outcome::TooBig;
+                }
+                if target.write_all(&data).await.is_err() {
+                    return Outcome::TargetGone;
+                }
+            }
+            Ok(Message::Text(text)) => {
+                if text.len() >= limit {
+                    return Outcome::TooBig;
+                }
+            }
+            // Pings are answered by the WebSocket layer itself.
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(Message::Close(_)) => return Outcome::ClientClosed,
+            Err(e) => {
+                return if is_too_long(&e) {
+                    Outcome::TooBig
+                } else {
+                    Outcome::ClientGone
+                };
+            }
+        }
+    }
+    Outcome::ClientGone
+}
+
+/// App to client: chunks of at most [`RELAY_CHUNK`] as BINARY frames, each send awaited.
+async fn downstream(target: &mut OwnedReadHalf, tx: &mut WsTx) -> Outcome {
+    let mut buf = vec![0u8; RELAY_CHUNK];
+    loop {
+        match target.read(&mut buf).await {
+            Ok(0) | Err(_) => return Outcome::TargetGone,
+            Ok(n) => {
+                let frame = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+                if tx.send(frame).await.is_err() {
+                    return Outcome::ClientGone;
+                }
+            }
+        }
+    }
+}
+
+fn is_too_long(e: &axum::Error) -> bool {
+    e.to_string().contains("Message too long")
+}
+
+/// Sends CLOSE `code`, then waits (briefly) for the client's CLOSE reply.
+async fn close_and_drain(tx: &mut WsTx, rx: &mut WsRx, code: u16) {
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    if tx.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    drain(rx).await;
+}
+
+/// Reads until the connection ends (this also flushes the reply to a client CLOSE).
+async fn drain(rx: &mut WsRx) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(_)) = rx.next().await {}
+    })
+    .await;
+}
+
+/// Web-server mode after the manager side went away: stay open, answer pings, drop
+/// everything, until the client closes (or the emulator shuts down).
+async fn silent(ctx: &RelayCtx, tx: &mut WsTx, rx: &mut WsRx) {
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return close_and_drain(tx, rx, CLOSE_GOING_AWAY).await,
+            item = rx.next() => match item {
+                None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) => return drain(rx).await,
+                Some(Ok(Message::Binary(data))) if data.len() >= ctx.limit => {
+                    return close_and_drain(tx, rx, CLOSE_MESSAGE_TOO_BIG).await
+                }
+                Some(Ok(Message::Text(text))) if text.len() >= ctx.limit => {
+                    return close_and_drain(tx, rx, CLOSE_MESSAGE_TOO_BIG).await
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

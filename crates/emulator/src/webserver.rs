@@ -1,0 +1,365 @@
+//! Session mode: the Backend.AI web server in front of the manager, on the same listener.
+//!
+//! - `POST /server/login` `{"username","password"}`: 200 `authenticated: true` with the
+//!   cookie `AIOHTTP_SESSION=<32 hex>; expires=...; HttpOnly; Max-Age=604800; Path=/` and the
+//!   header `X-BackendAI-SessionID`; a wrong password or unknown user is still 200, with
+//!   `authenticated: false` and a fresh, unauthenticated session id; a missing field is 400,
+//!   an already logged-in session 400, and 10 failures for one username within 20 minutes
+//!   give 429 (even with the right password) until 20 minutes after the last attempt.
+//! - `POST /server/login-check`, `POST /server/logout` (201, cookie expired).
+//! - `GET /func/` (anonymous) and `GET /func/ping`.
+//! - `/func/<manager path>` with `X-BackendAI-SessionID` (which wins) or the cookie: the
+//!   manager's handlers as the user's keypair, no signature; no or unknown session: 401
+//!   `auth-failed` "Unauthorized access". Tunnels under `/func/stream/...`: see
+//!   [`crate::stream`] (502 for any handshake failure; closes not passed on).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::json::J;
+use crate::manager::{self, Req, Via};
+use crate::problem::{json_response, Problem, PROBLEM_CONTENT_TYPE, PROBS};
+use crate::state::{lock, Shared};
+
+/// The login cookie's name.
+pub const SESSION_COOKIE: &str = "AIOHTTP_SESSION";
+/// The header that carries the login session id (23.03+); it wins over the cookie.
+pub const SESSION_HEADER: &str = "x-backendai-sessionid";
+/// Login sessions last this long (`session.max_age`).
+const MAX_AGE_SECS: i64 = 604_800;
+/// Failed logins allowed per username within [`BLOCK_TIME`].
+const ALLOWED_FAIL_COUNT: u32 = 10;
+/// The login-failure window (`session.login_block_time`).
+const BLOCK_TIME: Duration = Duration::from_secs(20 * 60);
+/// Unauthenticated sessions kept at most (failed logins create one each).
+const MAX_ANONYMOUS_SESSIONS: usize = 10_000;
+
+/// Login sessions and login-failure counters.
+#[derive(Default)]
+pub(crate) struct WebState {
+    sessions: Mutex<HashMap<String, WebSession>>,
+    history: Mutex<HashMap<String, LoginHistory>>,
+}
+
+#[derive(Debug, Clone)]
+struct WebSession {
+    access_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LoginHistory {
+    last_attempt: Instant,
+    fail_count: u32,
+}
+
+/// The session id a request carries: the header if present (even a wrong one), else the cookie.
+fn request_session_id(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(SESSION_HEADER) {
+        return Some(String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(';')
+                .map(|c| c.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find_map(|cookie| {
+            cookie
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+}
+
+impl WebState {
+    /// The keypair of a logged-in session.
+    fn logged_in(&self, id: Option<&str>) -> Option<String> {
+        let sessions = lock(&self.sessions);
+        id.and_then(|id| sessions.get(id))
+            .and_then(|s| s.access_key.clone())
+    }
+
+    /// Stores `session` under the request's id when that id is known, else under a new one.
+    fn save(&self, existing: Option<&str>, session: WebSession) -> String {
+        let mut sessions = lock(&self.sessions);
+        let id = match existing {
+            Some(id) if sessions.contains_key(id) => id.to_owned(),
+            _ => Uuid::new_v4().simple().to_string(),
+        };
+        if sessions.len() >= MAX_ANONYMOUS_SESSIONS {
+            sessions.retain(|_, s| s.access_key.is_some());
+        }
+        sessions.insert(id.clone(), session);
+        id
+    }
+}
+
+fn web_problem(status: StatusCode, slug: &str, title: &str) -> Response {
+    let body = J::obj()
+        .with("type", format!("{PROBS}{slug}"))
+        .with("title", title);
+    (
+        status,
+        [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+        body.dumps(),
+    )
+        .into_response()
+}
+
+fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "405: Method Not Allowed",
+    )
+        .into_response()
+}
+
+fn with_session_headers(mut response: Response, id: &str) -> Response {
+    let expires =
+        (Utc::now() + chrono::Duration::seconds(MAX_AGE_SECS)).format("%a, %d %b %Y %H:%M:%S GMT");
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; expires={expires}; HttpOnly; Max-Age={MAX_AGE_SECS}; Path=/"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+/// Whether a JSON value is "truthy" as Python sees it.
+fn truthy(value: Option<&serde_json::Value>) -> bool {
+    match value {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => !s.is_empty(),
+        Some(serde_json::Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(serde_json::Value::Array(a)) => !a.is_empty(),
+        Some(serde_json::Value::Object(o)) => !o.is_empty(),
+    }
+}
+
+/// `POST /server/login`.
+fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let web = &shared.web;
+    let existing = request_session_id(headers);
+    if web.logged_in(existing.as_deref()).is_some() {
+        return web_problem(
+            StatusCode::BAD_REQUEST,
+            "generic-bad-request",
+            "You have already logged in.",
+        );
+    }
+    let creds = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    for field in ["username", "password"] {
+        if !truthy(creds.get(field)) {
+            return web_problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-api-params",
+                &format!("You must provide the {field} field."),
+            );
+        }
+    }
+    let username = match creds.get("username") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let password = creds.get("password").and_then(|v| v.as_str());
+
+    let now = Instant::now();
+    let mut fail_count = {
+        let history = lock(&web.history);
+        match history.get(&username) {
+            Some(h) if now.duration_since(h.last_attempt) <= BLOCK_TIME => h.fail_count,
+            _ => 0,
+        }
+    };
+    let record = |fail_count: u32| {
+        lock(&web.history).insert(
+            username.clone(),
+            LoginHistory {
+                last_attempt: now,
+                fail_count,
+            },
+        );
+    };
+    if fail_count >= ALLOWED_FAIL_COUNT {
+        record(fail_count);
+        tracing::info!(%username, fail_count, "login blocked: too many failed attempts");
+        return web_problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many failed login attempts",
+        );
+    }
+    let user = shared
+        .users
+        .iter()
+        .find(|u| u.username == username && Some(u.password.as_str()) == password);
+    let keypair = user.and_then(|u| shared.keypair(&u.access_key));
+    match keypair {
+        Some(kp) => {
+            record(0);
+            let id = web.save(
+                existing.as_deref(),
+                WebSession {
+                    access_key: Some(kp.access_key.clone()),
+                },
+            );
+            tracing::info!(%username, "login succeeded");
+            let body = J::obj().with("authenticated", true).with(
+                "data",
+                J::obj()
+                    .with("access_key", kp.access_key.as_str())
+                    .with("role", kp.role.as_str())
+                    .with("status", "active"),
+            );
+            with_session_headers(json_response(StatusCode::OK, &body), &id)
+        }
+        None => {
+            fail_count += 1;
+            record(fail_count);
+            let id = web.save(existing.as_deref(), WebSession { access_key: None });
+            tracing::info!(%username, fail_count, "login failed");
+            let body = J::obj().with("authenticated", false).with(
+                "data",
+                J::obj()
+                    .with("type", format!("{PROBS}auth-failed"))
+                    .with("title", "Credential/signature mismatch.")
+                    .with("details", "User credential mismatch."),
+            );
+            with_session_headers(json_response(StatusCode::OK, &body), &id)
+        }
+    }
+}
+
+/// `POST /server/login-check`.
+fn login_check(shared: &Shared, headers: &HeaderMap) -> Response {
+    let id = request_session_id(headers);
+    let known = {
+        let sessions = lock(&shared.web.sessions);
+        id.as_deref()
+            .and_then(|id| sessions.get(id).map(|s| (id.to_owned(), s.clone())))
+    };
+    let (authenticated, data, session_id) = match known {
+        Some((
+            id,
+            WebSession {
+                access_key: Some(ak),
+            },
+        )) => {
+            let role = shared.role_of(&ak);
+            let data = J::obj()
+                .with("access_key", ak.as_str())
+                .with("role", role.as_str())
+                .with("status", "active");
+            (true, data, J::from(id))
+        }
+        Some((id, _)) => (false, J::Null, J::from(id)),
+        None => (false, J::Null, J::Null),
+    };
+    let body = J::obj()
+        .with("authenticated", authenticated)
+        .with("data", data)
+        .with("session_id", session_id);
+    json_response(StatusCode::OK, &body)
+}
+
+/// `POST /server/logout`: 201, the session forgotten and the cookie expired.
+fn logout(shared: &Shared, headers: &HeaderMap) -> Response {
+    if let Some(id) = request_session_id(headers) {
+        lock(&shared.web.sessions).remove(&id);
+    }
+    let mut response = StatusCode::CREATED.into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "AIOHTTP_SESSION=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+        ),
+    );
+    response
+}
+
+/// Handles `/server/*` requests; `None` when the path is not one of the web server's.
+pub(crate) fn server_route(shared: &Shared, req: &Req) -> Option<Response> {
+    let handler: fn(&Shared, &Req) -> Response = match req.path.as_str() {
+        "/server/login" => |s, r| login(s, &r.parts.headers, &r.body),
+        "/server/login-check" => |s, r| login_check(s, &r.parts.headers),
+        "/server/logout" => |s, r| logout(s, &r.parts.headers),
+        _ => return None,
+    };
+    Some(if req.parts.method == Method::POST {
+        handler(shared, req)
+    } else {
+        method_not_allowed()
+    })
+}
+
+/// Handles `/func` and `/func/...`.
+pub(crate) async fn func(shared: &Arc<Shared>, mut req: Req) -> Response {
+    let rest = req.path.strip_prefix("/func").unwrap_or("").to_owned();
+    let rest = if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest
+    };
+    if rest == "/ping" && req.parts.method == Method::GET {
+        let body = J::obj()
+            .with(
+                "version",
+                shared.manager_version.clone().unwrap_or_default(),
+            )
+            .with("details", "Success");
+        return json_response(StatusCode::OK, &body);
+    }
+    req.path = rest;
+    if req.path == "/" && req.parts.method == Method::GET {
+        return manager::handle(shared, req, Via::WebAnonymous).await;
+    }
+    let id = request_session_id(&req.parts.headers);
+    let Some(access_key) = shared.web.logged_in(id.as_deref()) else {
+        return Problem::web_unauthorized().into_response();
+    };
+    manager::handle(shared, req, Via::Web { access_key }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_wins_over_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; AIOHTTP_SESSION=cookieid"),
+        );
+        assert_eq!(request_session_id(&h).as_deref(), Some("cookieid"));
+        h.insert(SESSION_HEADER, HeaderValue::from_static("headerid"));
+        assert_eq!(request_session_id(&h).as_deref(), Some("headerid"));
+    }
+
+    #[test]
+    fn truthiness() {
+        assert!(!truthy(None));
+        assert!(!truthy(Some(&serde_json::json!(""))));
+        assert!(!truthy(Some(&serde_json::json!(0))));
+        assert!(truthy(Some(&serde_json::json!("x"))));
+    }
+}
