@@ -20,8 +20,10 @@ fi
 
 # Backend.AI containers run sshd for the user `work`; the tests log in as it when it
 # exists (they fall back to the current user otherwise).
-if [ "$(id -u)" -eq 0 ] && ! id work >/dev/null 2>&1; then
-  useradd --create-home --shell /bin/bash work
+if [ "$(id -u)" -eq 0 ]; then
+  id work >/dev/null 2>&1 || useradd --create-home --shell /bin/bash work
+  # Key-only login: '*' has no password yet is not "locked" ('!'), which sshd refuses.
+  if [ "$(getent shadow work | cut -d: -f2)" != "*" ]; then usermod -p '*' work; fi
 fi
 # sshd needs its privilege-separation directory.
 [ -d /run/sshd ] || $SUDO mkdir -p /run/sshd

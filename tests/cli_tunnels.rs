@@ -92,7 +92,7 @@ async fn porthole_ssh_runs_a_command(mode: Mode) {
 
 async fn scp_moves_64_mib_both_ways(mode: Mode) {
     let (sshd, _http, emu) = fixture(mode).await;
-    let tunnel = emu.open("train-1", "sshd", &[]).await;
+    let tunnel = emu.open_launching("train-1", "sshd", &[]).await;
     // Without --no-launch the key is downloaded for the printed ssh command: private.
     let key_file = tunnel.ready["key_file"].as_str().expect("key_file").to_owned();
     let mode_bits = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions()) & 0o777;

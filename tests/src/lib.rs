@@ -257,7 +257,15 @@ impl Emulator {
 
     /// Starts `porthole open SESSION APP --json --no-launch` and waits for its ready line.
     pub async fn open(&self, session: &str, app: &str, extra: &[&str]) -> OpenTunnel {
-        let mut args = vec!["open", session, app, "--json", "--no-launch"];
+        let mut args = vec!["--no-launch"];
+        args.extend_from_slice(extra);
+        self.open_launching(session, app, &args).await
+    }
+
+    /// Starts `porthole open SESSION APP --json` (launching the app unless `extra` says
+    /// `--no-launch`) and waits for its ready line.
+    pub async fn open_launching(&self, session: &str, app: &str, extra: &[&str]) -> OpenTunnel {
+        let mut args = vec!["open", session, app, "--json"];
         args.extend_from_slice(extra);
         let mut cmd = self.porthole(&args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());

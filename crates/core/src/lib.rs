@@ -6,3 +6,6 @@ pub mod api;
 pub mod tunnel;
 pub mod ssh;
 pub mod profiles;
+pub mod settings;
+pub mod terminal;
+pub mod catalog;

@@ -397,7 +397,12 @@ impl BackendClient {
     /// Downloads a file from the session's home (`id_container` is the SSH key).
     /// Uses POST (24.09+) and falls back to GET when the server answers 405.
     pub async fn download_file(&self, session: &ComputeSession, file: &str) -> Result<Vec<u8>, ApiError> {
-        let path = format!("/session/{}/download_single", encode_segment(&session.id));
+        // v4 servers keep files under /kernel/{name}; v5+ under /session/{id}.
+        let path = if self.api_version.major <= 4 {
+            format!("/kernel/{}/download_single", encode_segment(&session.name))
+        } else {
+            format!("/session/{}/download_single", encode_segment(&session.id))
+        };
         let context = Some((session.name.as_str(), file));
         if self.api_version.download_single_is_post() {
             match self

@@ -156,7 +156,8 @@ where
                     counters
                         .bytes_down
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if local_tx.write_all(&data).await.is_err() {
+                    // Flush: a no-op for TCP, but stdout (`porthole proxy`) buffers.
+                    if local_tx.write_all(&data).await.is_err() || local_tx.flush().await.is_err() {
                         return Ok(RelayEnd::LocalClosed);
                     }
                 }

@@ -1,0 +1,394 @@
+//! How the desktop app presents sessions, apps and tunnels: display names and icons of
+//! known apps, what one click does, why a session's apps are unavailable, and the tray
+//! menu as data (so tests can assert what the tray shows).
+
+use serde::Serialize;
+
+use crate::api::{ComputeSession, ServicePort};
+use crate::tunnel::{TunnelInfo, TunnelState};
+
+/// What one click on an app does once its tunnel is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppAction {
+    /// Open its URL in the browser.
+    Browser,
+    /// Open a terminal running `ssh`.
+    Terminal,
+    /// Nothing to launch: the local address is the product (raw TCP).
+    Address,
+}
+
+/// An app as the sessions view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppView {
+    /// The app's name on the server, e.g. `jupyterlab`.
+    pub name: String,
+    /// Its display name, e.g. `JupyterLab`.
+    pub label: String,
+    /// Its icon id: jupyter, jupyterlab, tensorboard, vscode, ttyd, sshd or generic.
+    pub icon: &'static str,
+    /// What a click does.
+    pub action: AppAction,
+    /// The protocol as the server spells it.
+    pub protocol: String,
+}
+
+/// A session as the sessions view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The session id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its status word, e.g. `RUNNING`.
+    pub status: String,
+    /// running, waiting, ending or error: how the status dot is coloured.
+    pub status_class: &'static str,
+    /// The image without its registry, e.g. `python:3.11-ubuntu22.04`.
+    pub image: Option<String>,
+    /// Creation time (ISO 8601) when known, for the age column.
+    pub created_at: Option<String>,
+    /// The apps a click can open (tunnellable only), web apps first; empty while the
+    /// session is not running.
+    pub apps: Vec<AppView>,
+    /// Why no app can be opened now, in words; `None` when apps are available.
+    pub unavailable: Option<String>,
+}
+
+/// `(server name, display name, icon)` of the apps Porthole knows by name.
+const KNOWN_APPS: &[(&str, &str, &str)] = &[
+    ("jupyter", "Jupyter", "jupyter"),
+    ("jupyterlab", "JupyterLab", "jupyterlab"),
+    ("tensorboard", "TensorBoard", "tensorboard"),
+    ("vscode", "VS Code", "vscode"),
+    ("vscode-desktop", "VS Code Desktop", "vscode"),
+    ("ttyd", "Terminal", "ttyd"),
+    ("sshd", "SSH", "sshd"),
+    ("sftpd", "SFTP", "sshd"),
+    ("rstudio", "RStudio", "generic"),
+    ("mlflow-ui", "MLflow", "generic"),
+    ("nniboard", "NNI", "generic"),
+    ("digits", "DIGITS", "generic"),
+    ("h2o-dai", "H2O", "generic"),
+];
+
+/// The display name of an app: the known name, else the server's name capitalised.
+pub fn app_label(name: &str) -> String {
+    if let Some((_, label, _)) = KNOWN_APPS.iter().find(|(n, _, _)| *n == name) {
+        return (*label).to_owned();
+    }
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The icon id of an app.
+pub fn app_icon(name: &str) -> &'static str {
+    KNOWN_APPS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or("generic", |(_, _, icon)| icon)
+}
+
+/// What a click on `port` does.
+pub fn app_action(port: &ServicePort) -> AppAction {
+    if port.name == "sshd" {
+        AppAction::Terminal
+    } else if port.protocol.is_web() {
+        AppAction::Browser
+    } else {
+        AppAction::Address
+    }
+}
+
+/// The view of one app.
+pub fn app_view(port: &ServicePort) -> AppView {
+    AppView {
+        name: port.name.clone(),
+        label: app_label(&port.name),
+        icon: app_icon(&port.name),
+        action: app_action(port),
+        protocol: port.protocol.as_str().to_owned(),
+    }
+}
+
+/// The image reference without its registry and project (`cr.backend.ai/stable/x:1` →
+/// `x:1`).
+pub fn short_image(image: &str) -> String {
+    image.rsplit('/').next().unwrap_or(image).to_owned()
+}
+
+fn status_class(status: &str) -> &'static str {
+    match status {
+        "RUNNING" | "RUNNING_DEGRADED" => "running",
+        "TERMINATING" | "TERMINATED" | "CANCELLED" => "ending",
+        "ERROR" => "error",
+        _ => "waiting",
+    }
+}
+
+/// Why a session that is not running offers no apps, in words.
+pub fn unavailable_reason(session: &ComputeSession) -> Option<String> {
+    if session.is_running() {
+        if session.tunnellable_apps().is_empty() {
+            return Some("This session has no apps Porthole can open.".into());
+        }
+        return None;
+    }
+    let info = session.status_info.as_deref().filter(|i| !i.is_empty());
+    let why = match session.status.as_str() {
+        "PENDING" => match info {
+            Some("no-available-instances") => {
+                "Waiting for resources: no agent has room for it yet.".to_owned()
+            }
+            Some(info) => format!("Waiting in the queue ({info})."),
+            None => "Waiting in the queue for resources.".to_owned(),
+        },
+        "SCHEDULED" | "PREPARING" | "PREPARED" | "CREATING" => {
+            "Starting: the container is being prepared.".to_owned()
+        }
+        "PULLING" => "Starting: the image is being pulled.".to_owned(),
+        "RESTARTING" => "Restarting.".to_owned(),
+        "SUSPENDED" => "Suspended.".to_owned(),
+        "TERMINATING" => "Ending: the session is being terminated.".to_owned(),
+        "TERMINATED" | "CANCELLED" => "Ended.".to_owned(),
+        "ERROR" => match info {
+            Some(info) => format!("Failed ({info})."),
+            None => "Failed.".to_owned(),
+        },
+        other => format!("It is {other}."),
+    };
+    let tail = if matches!(status_class(&session.status), "waiting") {
+        " Its apps appear here when it is running."
+    } else {
+        ""
+    };
+    Some(format!("{why}{tail}"))
+}
+
+/// The view of one session.
+pub fn session_view(session: &ComputeSession) -> SessionView {
+    let apps = if session.is_running() {
+        session.tunnellable_apps().into_iter().map(app_view).collect()
+    } else {
+        Vec::new()
+    };
+    SessionView {
+        id: session.id.clone(),
+        name: session.name.clone(),
+        status: session.status.clone(),
+        status_class: status_class(&session.status),
+        image: session.image.as_deref().map(short_image),
+        created_at: session.created_at.clone(),
+        apps,
+        unavailable: unavailable_reason(session),
+    }
+}
+
+/// The URL a browser opens for a web app's tunnel.
+pub fn tunnel_url(info: &TunnelInfo) -> Option<String> {
+    let web = matches!(info.protocol.as_str(), "http" | "preopen");
+    web.then(|| format!("http://{}/", info.local_addr))
+}
+
+/// The tray icon's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrayState {
+    /// No tunnel runs.
+    Idle,
+    /// At least one tunnel runs and none is failing.
+    Active,
+    /// A tunnel is failing or the endpoint reported an error.
+    Error,
+}
+
+/// One tunnel's submenu in the tray.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrayTunnel {
+    /// The tunnel id (menu item ids are derived from it).
+    pub id: u64,
+    /// `session · App`.
+    pub label: String,
+    /// The local address, e.g. `127.0.0.1:8890`.
+    pub address: String,
+    /// The tunnel's state.
+    pub state: TunnelState,
+    /// Its entries, in order: Open, Copy address, Stop.
+    pub items: Vec<&'static str>,
+}
+
+/// The tray menu as data: what the tray shows, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrayMenu {
+    /// The icon state.
+    pub state: TrayState,
+    /// The first (disabled) line, e.g. `Porthole — 2 tunnels`.
+    pub title: String,
+    /// One submenu per running tunnel.
+    pub tunnels: Vec<TrayTunnel>,
+    /// The entries after the tunnels: Stop all, Show Porthole, Quit.
+    pub actions: Vec<&'static str>,
+}
+
+/// `session · App` for a tunnel.
+pub fn tunnel_label(info: &TunnelInfo) -> String {
+    format!("{} · {}", info.session_name, app_label(&info.key.app))
+}
+
+/// The tray menu for these tunnels; `endpoint_error` marks the icon red.
+pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
+    let running: Vec<&TunnelInfo> = tunnels.iter().filter(|t| t.status.state.is_running()).collect();
+    let failing = tunnels
+        .iter()
+        .any(|t| matches!(t.status.state, TunnelState::Failed | TunnelState::Degraded));
+    let state = if failing || endpoint_error {
+        TrayState::Error
+    } else if running.is_empty() {
+        TrayState::Idle
+    } else {
+        TrayState::Active
+    };
+    let title = match running.len() {
+        0 => "Porthole — no tunnels".to_owned(),
+        1 => "Porthole — 1 tunnel".to_owned(),
+        n => format!("Porthole — {n} tunnels"),
+    };
+    let mut actions = Vec::new();
+    if !running.is_empty() {
+        actions.push("Stop all");
+    }
+    actions.extend(["Show Porthole", "Quit"]);
+    TrayMenu {
+        state,
+        title,
+        tunnels: running
+            .iter()
+            .map(|t| TrayTunnel {
+                id: t.id,
+                label: tunnel_label(t),
+                address: t.local_addr.to_string(),
+                state: t.status.state,
+                items: if tunnel_url(t).is_some() {
+                    vec!["Open", "Copy address", "Stop"]
+                } else {
+                    vec!["Copy address", "Stop"]
+                },
+            })
+            .collect(),
+        actions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AppProtocol;
+    use crate::tunnel::{TunnelKey, TunnelStatus};
+
+    fn port(name: &str, protocol: AppProtocol) -> ServicePort {
+        ServicePort {
+            name: name.into(),
+            protocol,
+            container_ports: vec![8080],
+            url_template: None,
+            is_inference: false,
+        }
+    }
+
+    fn session(status: &str, info: Option<&str>) -> ComputeSession {
+        ComputeSession {
+            id: "id-1".into(),
+            name: "train".into(),
+            status: status.into(),
+            status_info: info.map(str::to_owned),
+            image: Some("cr.backend.ai/stable/python:3.11-ubuntu22.04".into()),
+            created_at: Some("2024-01-01T00:00:00Z".into()),
+            service_ports: vec![
+                port("sshd", AppProtocol::Tcp),
+                port("ttyd", AppProtocol::Http),
+                port("jupyter", AppProtocol::Http),
+                port("ipykernel", AppProtocol::Pty),
+                port("internal-x", AppProtocol::Internal),
+                port("redis", AppProtocol::Tcp),
+            ],
+        }
+    }
+
+    #[test]
+    fn running_sessions_offer_tunnellable_apps_web_first() {
+        let view = session_view(&session("RUNNING", None));
+        let names: Vec<_> = view.apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["jupyter", "ttyd", "redis", "sshd"]);
+        assert_eq!(view.image.as_deref(), Some("python:3.11-ubuntu22.04"));
+        assert_eq!(view.status_class, "running");
+        assert_eq!(view.unavailable, None);
+        let sshd = view.apps.iter().find(|a| a.name == "sshd").unwrap();
+        assert_eq!((sshd.label.as_str(), sshd.icon, sshd.action), ("SSH", "sshd", AppAction::Terminal));
+        let redis = view.apps.iter().find(|a| a.name == "redis").unwrap();
+        assert_eq!((redis.label.as_str(), redis.icon, redis.action), ("Redis", "generic", AppAction::Address));
+        assert_eq!(view.apps[0].action, AppAction::Browser);
+    }
+
+    #[test]
+    fn other_sessions_say_why() {
+        let view = session_view(&session("PENDING", Some("no-available-instances")));
+        assert!(view.apps.is_empty());
+        let why = view.unavailable.unwrap();
+        assert!(why.contains("Waiting for resources") && why.contains("when it is running"), "{why}");
+        assert_eq!(view.status_class, "waiting");
+        let view = session_view(&session("TERMINATING", None));
+        assert_eq!(view.status_class, "ending");
+        assert!(view.unavailable.unwrap().starts_with("Ending"));
+        let view = session_view(&session("ERROR", Some("image-pull-failed")));
+        assert_eq!(view.unavailable.as_deref(), Some("Failed (image-pull-failed)."));
+        let mut bare = session("RUNNING", None);
+        bare.service_ports.retain(|p| !p.is_tunnellable());
+        assert!(session_view(&bare).unavailable.unwrap().contains("no apps"));
+    }
+
+    fn info(id: u64, app: &str, protocol: &str, state: TunnelState) -> TunnelInfo {
+        TunnelInfo {
+            id,
+            key: TunnelKey {
+                endpoint: "http://127.0.0.1:1".into(),
+                session_id: "id-1".into(),
+                app: app.into(),
+            },
+            session_name: "train".into(),
+            protocol: protocol.into(),
+            local_addr: format!("127.0.0.1:{}", 9000 + id).parse().unwrap(),
+            status: TunnelStatus {
+                state,
+                ..TunnelStatus::starting()
+            },
+        }
+    }
+
+    #[test]
+    fn tray_menu_lists_running_tunnels() {
+        let idle = tray_menu(&[], false);
+        assert_eq!((idle.state, idle.title.as_str()), (TrayState::Idle, "Porthole — no tunnels"));
+        assert_eq!(idle.actions, ["Show Porthole", "Quit"]);
+        let tunnels = [
+            info(1, "jupyter", "http", TunnelState::Active),
+            info(2, "sshd", "tcp", TunnelState::Listening),
+        ];
+        let menu = tray_menu(&tunnels, false);
+        assert_eq!(menu.state, TrayState::Active);
+        assert_eq!(menu.title, "Porthole — 2 tunnels");
+        assert_eq!(menu.tunnels[0].label, "train · Jupyter");
+        assert_eq!(menu.tunnels[0].items, ["Open", "Copy address", "Stop"]);
+        assert_eq!(menu.tunnels[1].items, ["Copy address", "Stop"]);
+        assert_eq!(menu.tunnels[1].address, "127.0.0.1:9002");
+        assert_eq!(menu.actions, ["Stop all", "Show Porthole", "Quit"]);
+        assert_eq!(tray_menu(&tunnels, true).state, TrayState::Error);
+        let failing = [info(3, "jupyter", "http", TunnelState::Degraded)];
+        assert_eq!(tray_menu(&failing, false).state, TrayState::Error);
+        assert_eq!(tunnel_url(&tunnels[0]).as_deref(), Some("http://127.0.0.1:9001/"));
+        assert_eq!(tunnel_url(&tunnels[1]), None);
+    }
+}

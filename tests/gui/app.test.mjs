@@ -1,0 +1,253 @@
+// End-to-end: the real Porthole app in a real window (Xvfb) driven through WebDriver
+// (tauri-driver + WebKitWebDriver), against porthole-emulator with a real HTTP server and
+// a real OpenSSH sshd behind it, and a real Secret Service (gnome-keyring) on the session
+// bus. Run by scripts/test-gui.sh.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import {
+  ACCESS_KEY, SECRET_KEY, Procs, appEnv, browserScript, checkEnvironment, filesContaining,
+  portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
+  startSshd, tempRoot, terminalScript, waitForFile,
+} from './harness.mjs';
+
+const MARKER = `porthole-gui-page-${process.pid}-${Date.now()}`;
+const procs = new Procs();
+let root;
+let env;
+let dirs;
+let endpoint;
+let browser;
+let terminal;
+let wd;
+
+const lab = '#sessions li.session[data-name="gui-lab"]';
+const app = (name) => `${lab} .app-group[data-app="${name}"]`;
+const tunnelRow = (name) => `#tunnels li.tunnel[data-app="${name}"]`;
+
+before(async () => {
+  checkEnvironment();
+  root = tempRoot('app');
+  // sshd reads authorized_keys as the login user, who must be able to reach it.
+  fs.chmodSync(root, 0o755);
+  ({ env, dirs } = appEnv(root));
+  const http = await startHttp(procs, path.join(root, 'www'), `<!doctype html><title>GUI test</title><p>${MARKER}</p>\n`);
+  const sshd = await startSshd(procs, path.join(root, 'sshd'));
+  const config = `api_version = "v8.20240915"
+
+[[keypairs]]
+access_key = "${ACCESS_KEY}"
+secret_key = "${SECRET_KEY}"
+
+[[sessions]]
+name = "gui-lab"
+id = "00000000-0000-4000-8000-0000000000a1"
+status = "RUNNING"
+image = "cr.backend.ai/stable/python:3.11-ubuntu22.04"
+files = { id_container = "${sshd.key}" }
+[[sessions.services]]
+name = "jupyter"
+protocol = "http"
+container_ports = [8081]
+target = "127.0.0.1:${http.port}"
+[[sessions.services]]
+name = "sshd"
+protocol = "tcp"
+container_ports = [2200]
+target = "127.0.0.1:${sshd.port}"
+[[sessions.services]]
+name = "ipykernel"
+protocol = "pty"
+container_ports = [2000]
+target = "127.0.0.1:${http.port}"
+
+[[sessions]]
+name = "gui-queued"
+id = "00000000-0000-4000-8000-0000000000a2"
+status = "PENDING"
+status_info = "no-available-instances"
+`;
+  endpoint = (await startEmulator(procs, path.join(root, 'emulator'), config)).url;
+  browser = browserScript(root);
+  terminal = terminalScript(root);
+  env.BROWSER = browser.file;
+  env.PORTHOLE_SSH_USER = sshd.user;
+  await startKeyring(procs, env);
+  wd = await startApp(procs, env);
+});
+
+after(async () => {
+  if (wd) await wd.delete();
+  await procs.stopAll();
+  if (root && !process.env.PORTHOLE_GUI_KEEP) fs.rmSync(root, { recursive: true, force: true });
+});
+
+async function fillProfile(secret) {
+  await wd.type('#pf-name', 'gui-lab');
+  await wd.type('#pf-endpoint', endpoint);
+  await wd.type('#pf-access', ACCESS_KEY);
+  await wd.type('#pf-secret', secret);
+}
+
+test('first run shows the sign-in screen with "Try the demo"', async () => {
+  await wd.waitVisible('#view-signin');
+  await wd.waitVisible('#demo-button');
+  await wd.waitText('#signin-title', (t) => t.includes('Sign in'));
+  await saveShot(wd, '01-sign-in.png');
+});
+
+test('a wrong secret shows a clear error and saves nothing', async () => {
+  await fillProfile('definitely-not-the-secret');
+  await wd.clickCss('#pf-save');
+  const text = await wd.waitText('#pf-result.error', (t) => t.length > 0, 30000);
+  assert.match(text, /refused the credentials \(401/);
+  assert.match(text, /Check the access key and secret key/);
+  await saveShot(wd, '02-error-wrong-secret.png');
+  assert.equal(fs.existsSync(path.join(dirs.config, 'porthole', 'profiles.toml')), false);
+  assert.equal(secretToolLookup(env, ['service', 'porthole', 'username', 'profile:gui-lab']), '');
+});
+
+test('adding a profile stores the secret in the Secret Service and in no file', async () => {
+  await wd.type('#pf-secret', SECRET_KEY);
+  await wd.clickCss('#pf-save');
+  await wd.waitVisible(lab, 30000);
+  assert.equal(secretToolLookup(env, ['service', 'porthole', 'username', 'profile:gui-lab']), SECRET_KEY);
+  const profiles = fs.readFileSync(path.join(dirs.config, 'porthole', 'profiles.toml'), 'utf8');
+  assert.match(profiles, /gui-lab/);
+  assert.match(profiles, new RegExp(ACCESS_KEY));
+  const leaks = filesContaining(Object.values(dirs), SECRET_KEY);
+  assert.deepEqual(leaks, [], `the secret is in ${leaks.join(', ')}`);
+});
+
+test('the sessions view lists sessions, their apps and why others are unavailable', async () => {
+  await wd.waitVisible(app('jupyter'));
+  await wd.waitVisible(app('sshd'));
+  const apps = await wd.execute(
+    'return [...document.querySelectorAll(arguments[0])].map((g) => g.dataset.app);',
+    [`${lab} .app-group`],
+  );
+  assert.deepEqual(apps, ['jupyter', 'sshd'], 'web apps first, the pty port is not offered');
+  const why = await wd.waitText('#sessions li.session[data-name="gui-queued"] .s-unavailable', (t) => t.length > 0);
+  assert.match(why, /Waiting for resources/);
+  await wd.waitText('#refreshed', (t) => t.startsWith('updated'));
+  await saveShot(wd, '03-sessions.png');
+});
+
+test('clicking an http app hands the browser a URL that serves the page through the tunnel', async () => {
+  await wd.clickCss(`${app('jupyter')} .app-button`);
+  const urls = await waitForFile(browser.log, 60000);
+  const url = urls.trim().split('\n').pop();
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  const res = await fetch(url, { signal: AbortSignal.timeout(20000) });
+  assert.equal(res.status, 200);
+  assert.match(await res.text(), new RegExp(MARKER));
+  await wd.waitFor('the app button to show the open port', async () =>
+    (await wd.execute('return document.querySelector(arguments[0]).dataset.state;', [app('jupyter')])) === 'open');
+});
+
+test('the tunnels view shows the connection and non-zero bytes, pushed by events', async () => {
+  await wd.waitVisible(tunnelRow('jupyter'));
+  const port = Number((await wd.waitText(`${tunnelRow('jupyter')} .t-addr`, (t) => t.includes(':'))).split(':').pop());
+  // Hold one connection open through the tunnel and watch it, and the bytes of the page
+  // fetched above, come in through the engine's events (the UI never polls tunnels).
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+  try {
+    await wd.waitText(`${tunnelRow('jupyter')} .t-conns`, (t) => t.startsWith('1 conn ·'));
+    const bytes = await wd.waitText(`${tunnelRow('jupyter')} .t-bytes`, (t) => /↑ [1-9]/.test(t) && /↓ [1-9]/.test(t));
+    assert.match(bytes, /↑ \d.* ↓ \d/);
+    const down = await wd.execute('return Number(document.querySelector(arguments[0]).dataset.bytesDown);', [tunnelRow('jupyter')]);
+    assert.ok(down >= MARKER.length, `bytes down ${down}`);
+    assert.equal(await wd.waitText(`${tunnelRow('jupyter')} .t-state`, (t) => t === 'active'), 'active');
+    await saveShot(wd, '04-tunnels.png');
+  } finally {
+    socket.destroy();
+  }
+});
+
+test('the tray menu model lists the running tunnel', async () => {
+  const menu = await wd.invoke('tray_menu');
+  assert.equal(menu.state, 'active');
+  assert.equal(menu.title, 'Porthole — 1 tunnel');
+  assert.equal(menu.tunnels.length, 1);
+  assert.equal(menu.tunnels[0].label, 'gui-lab · Jupyter');
+  assert.deepEqual(menu.tunnels[0].items, ['Open', 'Copy address', 'Stop']);
+  assert.deepEqual(menu.actions, ['Stop all', 'Show Porthole', 'Quit']);
+});
+
+test('clicking sshd runs ssh in the configured terminal, with a 0600 key', async () => {
+  await wd.clickCss('.tab[data-view="settings"]');
+  await wd.waitVisible('#st-terminal');
+  await wd.type('#st-terminal', `${terminal.file} --title Porthole`);
+  await wd.sendKeys(await wd.find('#st-terminal'), '\uE004');
+  await wd.waitText('#st-result', (t) => t === 'Saved.');
+  await wd.clickCss('.tab[data-view="main"]');
+  await wd.clickCss(`${app('sshd')} .app-button`);
+  const rc = await waitForFile(path.join(terminal.out, 'rc'), 60000);
+  const stdout = fs.readFileSync(path.join(terminal.out, 'stdout'), 'utf8');
+  const stderr = fs.readFileSync(path.join(terminal.out, 'stderr'), 'utf8');
+  assert.equal(rc.trim(), '0', `ssh failed: ${stderr}`);
+  assert.equal(stdout.trim(), 'porthole-ssh-ok');
+  const argv = fs.readFileSync(path.join(terminal.out, 'argv'), 'utf8');
+  assert.match(argv, /^--title Porthole ssh -i /, 'the terminal template is honoured');
+  assert.equal(fs.readFileSync(path.join(terminal.out, 'key.mode'), 'utf8').trim(), '600');
+  const keyPath = fs.readFileSync(path.join(terminal.out, 'key.path'), 'utf8').trim();
+  assert.ok(fs.existsSync(keyPath), 'the key lives while the tunnel does');
+  await wd.waitVisible(tunnelRow('sshd'));
+  const menu = await wd.invoke('tray_menu');
+  assert.equal(menu.tunnels.length, 2);
+  assert.ok(menu.tunnels.some((t) => t.label === 'gui-lab · SSH'));
+});
+
+test('stopping tunnels closes their ports and removes the ssh key', async () => {
+  const port = Number((await wd.waitText(`${tunnelRow('jupyter')} .t-addr`, (t) => t.includes(':'))).split(':').pop());
+  assert.equal(await portOpen(port), true);
+  await wd.clickCss(`${tunnelRow('jupyter')} .t-stop`);
+  await wd.waitFor('the jupyter tunnel row to go', async () =>
+    !(await wd.execute('return !!document.querySelector(arguments[0]);', [tunnelRow('jupyter')])));
+  assert.equal(await portOpen(port), false, 'the port is closed');
+  const keyPath = fs.readFileSync(path.join(terminal.out, 'key.path'), 'utf8').trim();
+  await wd.clickCss('#stop-all');
+  await wd.waitText('#tunnel-count', (t) => t === '0');
+  assert.equal(fs.existsSync(keyPath), false, 'the key is removed with its tunnel');
+  const menu = await wd.invoke('tray_menu');
+  assert.equal(menu.state, 'idle');
+  assert.equal(menu.tunnels.length, 0);
+});
+
+test('dark mode', async () => {
+  await wd.clickCss('.tab[data-view="settings"]');
+  await wd.waitVisible('#st-theme');
+  await wd.execute("const s = document.querySelector('#st-theme'); s.value = 'dark'; s.dispatchEvent(new Event('change'));");
+  await wd.waitFor('the dark theme', async () =>
+    (await wd.execute('return document.documentElement.dataset.theme;')) === 'dark');
+  await saveShot(wd, '05-settings-dark.png');
+  await wd.clickCss('.tab[data-view="main"]');
+  await wd.clickCss(`${app('jupyter')} .app-button`);
+  await wd.waitVisible(tunnelRow('jupyter'), 60000);
+  const bg = await wd.execute('return getComputedStyle(document.body).backgroundColor;');
+  assert.equal(bg, 'rgb(18, 21, 27)');
+  await saveShot(wd, '06-sessions-dark.png');
+  const settings = fs.readFileSync(path.join(dirs.config, 'porthole', 'settings.toml'), 'utf8');
+  assert.match(settings, /theme = "dark"/);
+});
+
+test('an endpoint that stops answering shows one banner with Retry', async () => {
+  // The emulator is the last process started before the keyring; stop it.
+  const emulator = procs.children.find((c) => c.spawnargs.some((a) => a.endsWith('emulator.toml')));
+  const gone = new Promise((r) => emulator.once('exit', r));
+  emulator.kill('SIGTERM');
+  await gone;
+  await wd.clickCss('#refresh-button');
+  const text = await wd.waitText('#banner-text', (t) => t.length > 0, 30000);
+  assert.match(text, /Cannot reach/);
+  await wd.waitVisible('#banner-retry');
+  assert.equal(await wd.execute("return document.querySelectorAll('#banner').length;"), 1);
+  await saveShot(wd, '07-error-unreachable.png');
+  const menu = await wd.invoke('tray_menu');
+  assert.equal(menu.state, 'error');
+});
