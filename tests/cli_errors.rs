@@ -9,25 +9,35 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("porthole: ")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("porthole: "))
+        .collect();
     assert_eq!(lines.len(), 1, "exactly one error line in: {stderr}");
-    assert!(lines[0].contains(needle), "{:?} does not mention {needle:?}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
 }
 
 async fn emulator(mode: Mode, echo_target: &str) -> Emulator {
     let mut failing = Service::new("jupyter", "http", echo_target);
     failing.extra = "start_failure = \"jupyter exited with status 1: ModuleNotFoundError\"".into();
-    let sessions = vec![Session {
-        name: "train-1".into(),
-        status: "RUNNING".into(),
-        services: vec![Service::new("echo", "tcp", echo_target), failing],
-        ssh_key: None,
-    }, Session {
-        name: "queued".into(),
-        status: "PENDING".into(),
-        services: vec![],
-        ssh_key: None,
-    }];
+    let sessions = vec![
+        Session {
+            name: "train-1".into(),
+            status: "RUNNING".into(),
+            services: vec![Service::new("echo", "tcp", echo_target), failing],
+            ssh_key: None,
+        },
+        Session {
+            name: "queued".into(),
+            status: "PENDING".into(),
+            services: vec![],
+            ssh_key: None,
+        },
+    ];
     Emulator::start(mode, &emulator_config(mode, &sessions, "")).await
 }
 
@@ -36,7 +46,10 @@ async fn wrong_secret_is_refused_with_401() {
     let emu = emulator(Mode::ApiV8, "127.0.0.1:9").await;
     let mut cmd = emu.porthole(&["sessions"]);
     cmd.env("BACKEND_SECRET_KEY", "wrong-secret");
-    assert_one_line_error(&run_with_timeout(cmd, 30).await, "refused the credentials (401");
+    assert_one_line_error(
+        &run_with_timeout(cmd, 30).await,
+        "refused the credentials (401",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,29 +65,54 @@ async fn skewed_clock_is_explained() {
     let emu = emulator(Mode::ApiV8, "127.0.0.1:9").await;
     // A real skew: libfaketime moves this process's clock 20 minutes back.
     let mut cmd = tokio::process::Command::new("faketime");
-    cmd.arg("-f").arg("-20m").arg(bin("porthole")).arg("sessions").envs(emu.env());
+    cmd.arg("-f")
+        .arg("-20m")
+        .arg(bin("porthole"))
+        .arg("sessions")
+        .envs(emu.env());
     assert_one_line_error(&run_with_timeout(cmd, 30).await, "clock skew");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_session_and_app() {
     let emu = emulator(Mode::ApiV8, "127.0.0.1:9").await;
-    assert_one_line_error(&emu.run(&["open", "nope", "echo", "--no-launch"], 30).await, "no session \"nope\"");
-    assert_one_line_error(&emu.run(&["open", "train-1", "nope", "--no-launch"], 30).await, "has no app \"nope\"");
-    assert_one_line_error(&emu.run(&["ssh", "train-1"], 30).await, "has no app \"sshd\"");
-    assert_one_line_error(&emu.run(&["open", "queued", "jupyter", "--no-launch"], 30).await, "PENDING");
+    assert_one_line_error(
+        &emu.run(&["open", "nope", "echo", "--no-launch"], 30).await,
+        "no session \"nope\"",
+    );
+    assert_one_line_error(
+        &emu.run(&["open", "train-1", "nope", "--no-launch"], 30)
+            .await,
+        "has no app \"nope\"",
+    );
+    assert_one_line_error(
+        &emu.run(&["ssh", "train-1"], 30).await,
+        "has no app \"sshd\"",
+    );
+    assert_one_line_error(
+        &emu.run(&["open", "queued", "jupyter", "--no-launch"], 30)
+            .await,
+        "PENDING",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn app_start_failure_shows_the_agents_reason() {
     for mode in [Mode::ApiV8, Mode::ApiV4] {
         let emu = emulator(mode, "127.0.0.1:9").await;
-        let out = emu.run(&["open", "train-1", "jupyter", "--no-launch"], 60).await;
-        assert_one_line_error(&out, "jupyter failed to start in session \"train-1\": jupyter exited with status 1");
+        let out = emu
+            .run(&["open", "train-1", "jupyter", "--no-launch"], 60)
+            .await;
+        assert_one_line_error(
+            &out,
+            "jupyter failed to start in session \"train-1\": jupyter exited with status 1",
+        );
     }
     // The web server hides the reason behind a 502; say so.
     let emu = emulator(Mode::Session, "127.0.0.1:9").await;
-    let out = emu.run(&["open", "train-1", "jupyter", "--no-launch"], 60).await;
+    let out = emu
+        .run(&["open", "train-1", "jupyter", "--no-launch"], 60)
+        .await;
     assert_one_line_error(&out, "502");
 }
 
@@ -98,7 +136,11 @@ async fn bad_endpoint_and_arguments() {
         .env("BACKEND_SECRET_KEY", SECRET_KEY);
     assert_one_line_error(&run_with_timeout(cmd, 30).await, "invalid endpoint URL");
     let emu = emulator(Mode::ApiV8, "127.0.0.1:9").await;
-    assert_one_line_error(&emu.run(&["open", "train-1", "echo", "--bind", "localhost:1"], 30).await, "is not an IP address");
+    assert_one_line_error(
+        &emu.run(&["open", "train-1", "echo", "--bind", "localhost:1"], 30)
+            .await,
+        "is not an IP address",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,6 +150,11 @@ async fn local_port_in_use() {
     let emu = emulator(Mode::ApiV8, &echo_addr).await;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = emu.run(&["open", "train-1", "echo", "--port", &port, "--no-launch"], 30).await;
+    let out = emu
+        .run(
+            &["open", "train-1", "echo", "--port", &port, "--no-launch"],
+            30,
+        )
+        .await;
     assert_one_line_error(&out, &format!("local port {port} is already in use"));
 }

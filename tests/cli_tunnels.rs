@@ -58,19 +58,42 @@ async fn sessions_are_listed(mode: Mode) {
     let out = emu.run(&["sessions", "--json"], 30).await;
     assert!(out.status.success(), "{out:?}");
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 2, "{list}");
-    let train = list.as_array().unwrap().iter().find(|s| s["name"] == "train-1").unwrap();
+    let train = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "train-1")
+        .unwrap();
     assert_eq!(train["status"], "RUNNING");
-    let apps: Vec<&str> = train["service_ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let apps: Vec<&str> = train["service_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(apps, ["sshd", "web"]);
     assert_eq!(train["service_ports"][0]["protocol"], "tcp");
     assert!(train["service_ports"][0]["container_ports"].is_array());
-    let queued = list.as_array().unwrap().iter().find(|s| s["name"] == "queued").unwrap();
+    let queued = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "queued")
+        .unwrap();
     assert_eq!(queued["service_ports"], serde_json::json!([]));
     let table = emu.run(&["sessions"], 30).await;
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("train-1") && text.contains("sshd, web") || text.contains("web, sshd"), "{text}");
+    assert!(
+        text.contains("train-1") && text.contains("sshd, web") || text.contains("web, sshd"),
+        "{text}"
+    );
 }
 
 async fn porthole_ssh_runs_a_command(mode: Mode) {
@@ -82,7 +105,11 @@ async fn porthole_ssh_runs_a_command(mode: Mode) {
     assert!(out.status.success(), "porthole ssh failed: {out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     // The downloaded key is gone with its directory.
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "key left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "key left behind"
+    );
     // ssh's exit code comes through.
     let mut cmd = emu.porthole(&["ssh", "--user", &sshd.user, "train-1", "--", "exit", "7"]);
     cmd.env("TMPDIR", tmp.path());
@@ -94,10 +121,18 @@ async fn scp_moves_64_mib_both_ways(mode: Mode) {
     let (sshd, _http, emu) = fixture(mode).await;
     let tunnel = emu.open_launching("train-1", "sshd", &[]).await;
     // Without --no-launch the key is downloaded for the printed ssh command: private.
-    let key_file = tunnel.ready["key_file"].as_str().expect("key_file").to_owned();
-    let mode_bits = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key_file).unwrap().permissions()) & 0o777;
+    let key_file = tunnel.ready["key_file"]
+        .as_str()
+        .expect("key_file")
+        .to_owned();
+    let mode_bits = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    ) & 0o777;
     assert_eq!(mode_bits, 0o600);
-    assert!(tunnel.ready["ssh_command"].as_str().unwrap().contains(&format!("-p {}", tunnel.port())));
+    assert!(tunnel.ready["ssh_command"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("-p {}", tunnel.port())));
 
     let local = tempfile::tempdir().unwrap();
     let up = local.path().join("up.bin");
@@ -124,9 +159,16 @@ async fn scp_moves_64_mib_both_ways(mode: Mode) {
     let mut ssh = ssh_cmd(&sshd, tunnel.port());
     ssh.arg("echo via-open");
     let out = run_with_timeout(ssh, 60).await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-open\n", "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "via-open\n",
+        "{out:?}"
+    );
     tunnel.stop().await;
-    assert!(!Path::new(&key_file).exists(), "the key is removed when open exits");
+    assert!(
+        !Path::new(&key_file).exists(),
+        "the key is removed when open exits"
+    );
 }
 
 async fn proxy_command_works(mode: Mode) {
@@ -136,7 +178,10 @@ async fn proxy_command_works(mode: Mode) {
     opts.truncate(opts.len() - 2);
     ssh.args(opts)
         .arg("-o")
-        .arg(format!("ProxyCommand={} proxy train-1 sshd", bin("porthole").display()))
+        .arg(format!(
+            "ProxyCommand={} proxy train-1 sshd",
+            bin("porthole").display()
+        ))
         .arg(format!("{}@train-1.porthole", sshd.user))
         .arg("echo proxied")
         .envs(emu.env())
@@ -150,7 +195,10 @@ async fn http_app_serves_32_parallel_requests(mode: Mode) {
     let (_sshd, http, emu) = fixture(mode).await;
     std::fs::write(http.root.path().join("big.bin"), vec![7u8; 4 << 20]).unwrap();
     let tunnel = emu.open("train-1", "web", &[]).await;
-    let url = tunnel.ready["url"].as_str().expect("url for an http app").to_owned();
+    let url = tunnel.ready["url"]
+        .as_str()
+        .expect("url for an http app")
+        .to_owned();
     assert_eq!(tunnel.ready["protocol"], "http");
     assert_eq!(tunnel.ready["app"], "web");
     assert_eq!(tunnel.ready["session"], "train-1");
@@ -161,7 +209,11 @@ async fn http_app_serves_32_parallel_requests(mode: Mode) {
 
     let mut tasks = Vec::new();
     for i in 0..32 {
-        let url = if i % 4 == 0 { format!("{url}big.bin") } else { url.clone() };
+        let url = if i % 4 == 0 {
+            format!("{url}big.bin")
+        } else {
+            url.clone()
+        };
         tasks.push(tokio::spawn(async move { (i, curl(&url).await) }));
     }
     for task in tasks {

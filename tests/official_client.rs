@@ -64,9 +64,14 @@ async fn backend_ai_app_tunnels_through_the_emulator() {
         .kill_on_drop(true);
     let mut child = app.spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    read_line_until(&mut err, 60, "backend.ai app", |l| l.contains(&format!("127.0.0.1:{port}"))).await;
+    read_line_until(&mut err, 60, "backend.ai app", |l| {
+        l.contains(&format!("127.0.0.1:{port}"))
+    })
+    .await;
 
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let payload: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     socket.write_all(&payload).await.unwrap();
     let mut back = vec![0u8; payload.len()];

@@ -206,7 +206,10 @@ impl Emulator {
             .spawn()
             .expect("spawn porthole-emulator");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let line = read_line_until(&mut out, 20, "porthole-emulator", |l| l.starts_with("listening on ")).await;
+        let line = read_line_until(&mut out, 20, "porthole-emulator", |l| {
+            l.starts_with("listening on ")
+        })
+        .await;
         let url = line.trim_start_matches("listening on ").to_owned();
         Emulator {
             url,
@@ -275,7 +278,9 @@ impl Emulator {
 
 /// Runs a command with a deadline; a hang fails the test instead of blocking CI.
 pub async fn run_with_timeout(mut cmd: Command, secs: u64) -> std::process::Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let child = cmd.spawn().expect("spawn");
     tokio::time::timeout(Duration::from_secs(secs), child.wait_with_output())
         .await
@@ -302,12 +307,20 @@ impl OpenTunnel {
 
     /// `127.0.0.1:PORT` of the tunnel.
     pub fn local_addr(&self) -> String {
-        self.ready["local_addr"].as_str().expect("local_addr").to_owned()
+        self.ready["local_addr"]
+            .as_str()
+            .expect("local_addr")
+            .to_owned()
     }
 
     /// The local port.
     pub fn port(&self) -> u16 {
-        self.local_addr().rsplit(':').next().unwrap().parse().unwrap()
+        self.local_addr()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// SIGTERMs `porthole open` and checks that it exits 0 within 10 s.
@@ -374,7 +387,8 @@ impl Sshd {
             let out = run_with_timeout(
                 {
                     let mut c = Command::new("ssh-keygen");
-                    c.args(["-q", "-t", kind, "-N", "", "-C", "porthole-test", "-f"]).arg(d.join(file));
+                    c.args(["-q", "-t", kind, "-N", "", "-C", "porthole-test", "-f"])
+                        .arg(d.join(file));
                     c
                 },
                 30,
@@ -382,12 +396,17 @@ impl Sshd {
             .await;
             assert!(out.status.success(), "ssh-keygen failed: {out:?}");
         }
-        std::fs::copy(d.join("id_container.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        std::fs::copy(d.join("id_container.pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
         set_mode(&d.join("authorized_keys"), 0o644);
         let scratch = d.join("scratch");
         std::fs::create_dir(&scratch).expect("scratch dir");
         set_mode(&scratch, 0o777);
-        let user = if user_exists("work") { "work".to_owned() } else { current_user() };
+        let user = if user_exists("work") {
+            "work".to_owned()
+        } else {
+            current_user()
+        };
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
@@ -411,7 +430,12 @@ impl Sshd {
         read_line_until(&mut err, 20, "sshd", |l| l.contains("Server listening on")).await;
         tokio::spawn(async move {
             let mut line = String::new();
-            while err.read_line(&mut line).await.map(|n| n > 0).unwrap_or(false) {
+            while err
+                .read_line(&mut line)
+                .await
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
                 if std::env::var_os("PORTHOLE_TEST_SSHD_LOG").is_some() {
                     eprint!("sshd: {line}");
                 }
@@ -481,7 +505,15 @@ impl HttpServer {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::write(root.path().join("index.html"), body).expect("index.html");
         let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "0",
+                "--directory",
+            ])
             .arg(root.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -489,7 +521,10 @@ impl HttpServer {
             .spawn()
             .expect("spawn python3 -m http.server");
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let line = read_line_until(&mut out, 20, "http.server", |l| l.starts_with("Serving HTTP")).await;
+        let line = read_line_until(&mut out, 20, "http.server", |l| {
+            l.starts_with("Serving HTTP")
+        })
+        .await;
         // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
         let port = line
             .split_whitespace()
@@ -500,7 +535,12 @@ impl HttpServer {
         // Keep draining its stdout so it never blocks on a full pipe.
         tokio::spawn(async move {
             let mut sink = String::new();
-            while out.read_line(&mut sink).await.map(|n| n > 0).unwrap_or(false) {
+            while out
+                .read_line(&mut sink)
+                .await
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
                 sink.clear();
             }
         });

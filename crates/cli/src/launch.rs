@@ -23,10 +23,21 @@ pub fn app_url(app: &ServicePort, local: SocketAddr) -> String {
 /// Opens `url` with `$BROWSER` (first entry; `%s` is replaced by the URL), or the
 /// desktop's opener. Does not wait for the browser.
 pub fn open_browser(url: &str) -> io::Result<()> {
-    let mut command = match std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()) {
+    let mut command = match std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
         Some(browser) => {
-            let first = browser.split(':').next().unwrap_or_default().trim().to_owned();
-            let mut parts = first.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+            let first = browser
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let mut parts = first
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
             let has_placeholder = parts.iter().any(|p| p.contains("%s"));
             for part in &mut parts {
                 *part = part.replace("%s", url);
@@ -39,7 +50,11 @@ pub fn open_browser(url: &str) -> io::Result<()> {
             command
         }
         None => {
-            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+            let opener = if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            };
             let mut command = Command::new(opener);
             command.arg(url);
             command

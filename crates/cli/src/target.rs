@@ -96,7 +96,11 @@ fn from_profile(name: Option<&str>) -> Result<Target, CliError> {
         .get(&profile.name)?
         .ok_or_else(|| ProfileError::NoSecret(profile.name.clone()))?;
     let endpoint = Endpoint::parse(&profile.endpoint)?;
-    Ok((endpoint, profile.credentials(secret), profile.client_options()))
+    Ok((
+        endpoint,
+        profile.credentials(secret),
+        profile.client_options(),
+    ))
 }
 
 /// Finds a running session and one of its apps, with messages that list what exists.
@@ -114,11 +118,19 @@ pub async fn find_app(
         .into());
     }
     let Some(port) = found.app(app).cloned() else {
-        let names: Vec<&str> = found.tunnellable_apps().iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&str> = found
+            .tunnellable_apps()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         return Err(CliError::Usage(format!(
             "session {:?} has no app {app:?}; it offers: {}",
             found.name,
-            if names.is_empty() { "nothing".to_owned() } else { names.join(", ") }
+            if names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                names.join(", ")
+            }
         )));
     };
     Ok((found, port))

@@ -172,7 +172,11 @@ pub fn unavailable_reason(session: &ComputeSession) -> Option<String> {
 /// The view of one session.
 pub fn session_view(session: &ComputeSession) -> SessionView {
     let apps = if session.is_running() {
-        session.tunnellable_apps().into_iter().map(app_view).collect()
+        session
+            .tunnellable_apps()
+            .into_iter()
+            .map(app_view)
+            .collect()
     } else {
         Vec::new()
     };
@@ -241,7 +245,10 @@ pub fn tunnel_label(info: &TunnelInfo) -> String {
 
 /// The tray menu for these tunnels; `endpoint_error` marks the icon red.
 pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
-    let running: Vec<&TunnelInfo> = tunnels.iter().filter(|t| t.status.state.is_running()).collect();
+    let running: Vec<&TunnelInfo> = tunnels
+        .iter()
+        .filter(|t| t.status.state.is_running())
+        .collect();
     let failing = tunnels
         .iter()
         .any(|t| matches!(t.status.state, TunnelState::Failed | TunnelState::Degraded));
@@ -327,9 +334,15 @@ mod tests {
         assert_eq!(view.status_class, "running");
         assert_eq!(view.unavailable, None);
         let sshd = view.apps.iter().find(|a| a.name == "sshd").unwrap();
-        assert_eq!((sshd.label.as_str(), sshd.icon, sshd.action), ("SSH", "sshd", AppAction::Terminal));
+        assert_eq!(
+            (sshd.label.as_str(), sshd.icon, sshd.action),
+            ("SSH", "sshd", AppAction::Terminal)
+        );
         let redis = view.apps.iter().find(|a| a.name == "redis").unwrap();
-        assert_eq!((redis.label.as_str(), redis.icon, redis.action), ("Redis", "generic", AppAction::Address));
+        assert_eq!(
+            (redis.label.as_str(), redis.icon, redis.action),
+            ("Redis", "generic", AppAction::Address)
+        );
         assert_eq!(view.apps[0].action, AppAction::Browser);
     }
 
@@ -338,13 +351,19 @@ mod tests {
         let view = session_view(&session("PENDING", Some("no-available-instances")));
         assert!(view.apps.is_empty());
         let why = view.unavailable.unwrap();
-        assert!(why.contains("Waiting for resources") && why.contains("when it is running"), "{why}");
+        assert!(
+            why.contains("Waiting for resources") && why.contains("when it is running"),
+            "{why}"
+        );
         assert_eq!(view.status_class, "waiting");
         let view = session_view(&session("TERMINATING", None));
         assert_eq!(view.status_class, "ending");
         assert!(view.unavailable.unwrap().starts_with("Ending"));
         let view = session_view(&session("ERROR", Some("image-pull-failed")));
-        assert_eq!(view.unavailable.as_deref(), Some("Failed (image-pull-failed)."));
+        assert_eq!(
+            view.unavailable.as_deref(),
+            Some("Failed (image-pull-failed).")
+        );
         let mut bare = session("RUNNING", None);
         bare.service_ports.retain(|p| !p.is_tunnellable());
         assert!(session_view(&bare).unavailable.unwrap().contains("no apps"));
@@ -371,7 +390,10 @@ mod tests {
     #[test]
     fn tray_menu_lists_running_tunnels() {
         let idle = tray_menu(&[], false);
-        assert_eq!((idle.state, idle.title.as_str()), (TrayState::Idle, "Porthole — no tunnels"));
+        assert_eq!(
+            (idle.state, idle.title.as_str()),
+            (TrayState::Idle, "Porthole — no tunnels")
+        );
         assert_eq!(idle.actions, ["Show Porthole", "Quit"]);
         let tunnels = [
             info(1, "jupyter", "http", TunnelState::Active),
@@ -388,7 +410,10 @@ mod tests {
         assert_eq!(tray_menu(&tunnels, true).state, TrayState::Error);
         let failing = [info(3, "jupyter", "http", TunnelState::Degraded)];
         assert_eq!(tray_menu(&failing, false).state, TrayState::Error);
-        assert_eq!(tunnel_url(&tunnels[0]).as_deref(), Some("http://127.0.0.1:9001/"));
+        assert_eq!(
+            tunnel_url(&tunnels[0]).as_deref(),
+            Some("http://127.0.0.1:9001/")
+        );
         assert_eq!(tunnel_url(&tunnels[1]), None);
     }
 }

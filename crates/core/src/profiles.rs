@@ -53,12 +53,21 @@ impl Profile {
         if self.name.trim().is_empty() || self.name.len() > 64 {
             return bad("the profile name must be 1 to 64 characters");
         }
-        if self.name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        if self
+            .name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        {
             return bad("the profile name must not contain slashes or control characters");
         }
         Endpoint::parse(&self.endpoint).map_err(|e| ProfileError::Invalid(e.to_string()))?;
         match self.mode {
-            AuthMode::Api if self.access_key.as_deref().is_none_or(|k| k.trim().is_empty()) => {
+            AuthMode::Api
+                if self
+                    .access_key
+                    .as_deref()
+                    .is_none_or(|k| k.trim().is_empty()) =>
+            {
                 bad("API mode needs an access key")
             }
             AuthMode::Session if self.username.as_deref().is_none_or(|u| u.trim().is_empty()) => {
@@ -296,7 +305,8 @@ impl ProfileStore {
             path: self.path.clone(),
             source,
         };
-        let text = toml::to_string_pretty(file).map_err(|e| ProfileError::Invalid(e.to_string()))?;
+        let text =
+            toml::to_string_pretty(file).map_err(|e| ProfileError::Invalid(e.to_string()))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(io_err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
@@ -307,7 +317,12 @@ impl ProfileStore {
 
     /// Adds a profile and its secret. The secret is stored first, so a failing keychain
     /// leaves no profile without a secret behind.
-    pub fn add(&self, profile: Profile, secret: &str, secrets: &dyn SecretStore) -> Result<(), ProfileError> {
+    pub fn add(
+        &self,
+        profile: Profile,
+        secret: &str,
+        secrets: &dyn SecretStore,
+    ) -> Result<(), ProfileError> {
         profile.validate()?;
         if secret.is_empty() {
             return Err(ProfileError::Invalid(match profile.mode {
@@ -387,9 +402,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ProfileStore::at(dir.path().join("sub/profiles.toml"));
         let secrets = MemorySecrets::default();
-        store.add(api_profile("a"), "s3cr3t-value", &secrets).unwrap();
-        store.add(api_profile("b"), "other-secret", &secrets).unwrap();
-        assert!(matches!(store.add(api_profile("a"), "x", &secrets), Err(ProfileError::Exists(_))));
+        store
+            .add(api_profile("a"), "s3cr3t-value", &secrets)
+            .unwrap();
+        store
+            .add(api_profile("b"), "other-secret", &secrets)
+            .unwrap();
+        assert!(matches!(
+            store.add(api_profile("a"), "x", &secrets),
+            Err(ProfileError::Exists(_))
+        ));
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(!text.contains("s3cr3t-value") && !text.contains("other-secret"));
         assert_eq!(store.get(None).unwrap().name, "a");
@@ -398,7 +420,10 @@ mod tests {
         store.remove("b", &secrets).unwrap();
         assert_eq!(store.get(None).unwrap().name, "a");
         assert_eq!(secrets.get("b").unwrap(), None);
-        assert!(matches!(store.remove("zzz", &secrets), Err(ProfileError::NotFound(_))));
+        assert!(matches!(
+            store.remove("zzz", &secrets),
+            Err(ProfileError::NotFound(_))
+        ));
     }
 
     #[test]

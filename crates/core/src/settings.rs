@@ -231,7 +231,9 @@ impl PortMemory {
         file.ports.retain(|k, p| *p != port || k == key);
         file.ports.insert(key.to_owned(), port);
         while file.ports.len() > MAX_REMEMBERED {
-            let Some(first) = file.ports.keys().next().cloned() else { break };
+            let Some(first) = file.ports.keys().next().cloned() else {
+                break;
+            };
             file.ports.remove(&first);
         }
         save_toml(&self.path, &file)
@@ -283,7 +285,10 @@ mod tests {
             refresh_secs: 1,
             ..Settings::default()
         };
-        assert!(matches!(store.save(&too_fast), Err(SettingsError::Invalid(_))));
+        assert!(matches!(
+            store.save(&too_fast),
+            Err(SettingsError::Invalid(_))
+        ));
         let unbalanced = Settings {
             terminal_command: Some("xterm -e 'oops".into()),
             ..Settings::default()
@@ -307,7 +312,11 @@ mod tests {
         memory.remember(&b, 9022).unwrap();
         assert_eq!(memory.get(&a).unwrap(), Some(8890));
         memory.remember(&b, 8890).unwrap();
-        assert_eq!(memory.get(&a).unwrap(), None, "the port moved to the other app");
+        assert_eq!(
+            memory.get(&a).unwrap(),
+            None,
+            "the port moved to the other app"
+        );
         assert_eq!(memory.get(&b).unwrap(), Some(8890));
         memory.clear().unwrap();
         assert_eq!(memory.get(&b).unwrap(), None);

@@ -117,7 +117,11 @@ pub fn ssh_args(local: SocketAddr, key: &Path, user: &str, extra: &[String]) -> 
 /// `ssh_args` as one shell-quoted command line, for "copy ssh command".
 pub fn ssh_command_line(local: SocketAddr, key: &Path) -> String {
     std::iter::once("ssh".to_owned())
-        .chain(ssh_args(local, key, CONTAINER_USER, &[]).iter().map(|a| shell_quote(a)))
+        .chain(
+            ssh_args(local, key, CONTAINER_USER, &[])
+                .iter()
+                .map(|a| shell_quote(a)),
+        )
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -142,7 +146,11 @@ mod tests {
     #[test]
     fn key_file_is_private_trimmed_and_removed() {
         let parent = tempfile::tempdir().unwrap();
-        let key = KeyFile::write(b"noise\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----", Some(parent.path())).unwrap();
+        let key = KeyFile::write(
+            b"noise\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
+            Some(parent.path()),
+        )
+        .unwrap();
         let text = fs::read_to_string(key.path()).unwrap();
         assert!(text.starts_with("-----BEGIN"));
         assert!(text.ends_with("-----\n"));
@@ -160,12 +168,18 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_key() {
-        assert!(matches!(KeyFile::write(b"<html>", None), Err(KeyError::NotAKey)));
+        assert!(matches!(
+            KeyFile::write(b"<html>", None),
+            Err(KeyError::NotAKey)
+        ));
     }
 
     #[test]
     fn command_line_is_quoted() {
-        let cmd = ssh_command_line("127.0.0.1:9022".parse().unwrap(), Path::new("/tmp/a b/id_container"));
+        let cmd = ssh_command_line(
+            "127.0.0.1:9022".parse().unwrap(),
+            Path::new("/tmp/a b/id_container"),
+        );
         assert!(cmd.starts_with("ssh -i '/tmp/a b/id_container' -p 9022 "));
         assert!(cmd.ends_with(" work@127.0.0.1"));
         assert_eq!(shell_quote("it's"), "'it'\\''s'");

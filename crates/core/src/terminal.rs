@@ -84,7 +84,10 @@ pub fn split_words(text: &str) -> Result<Vec<String>, TemplateError> {
 
 /// The program and arguments that run `command` (program first) in a terminal described
 /// by `template`.
-pub fn terminal_argv(template: &str, command: &[String]) -> Result<(String, Vec<String>), TemplateError> {
+pub fn terminal_argv(
+    template: &str,
+    command: &[String],
+) -> Result<(String, Vec<String>), TemplateError> {
     let words = split_words(template)?;
     let mut argv: Vec<String> = Vec::with_capacity(words.len() + command.len());
     let mut placed = false;
@@ -95,7 +98,13 @@ pub fn terminal_argv(template: &str, command: &[String]) -> Result<(String, Vec<
                 placed = true;
             }
             "{cmd}" => {
-                argv.push(command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+                argv.push(
+                    command
+                        .iter()
+                        .map(|a| shell_quote(a))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
                 placed = true;
             }
             _ => argv.push(word),
@@ -125,7 +134,9 @@ pub fn default_terminal_command(
     if let Some(t) = env("PORTHOLE_TERMINAL").filter(|t| !t.trim().is_empty()) {
         return t;
     }
-    let desktop = env("XDG_CURRENT_DESKTOP").unwrap_or_default().to_ascii_uppercase();
+    let desktop = env("XDG_CURRENT_DESKTOP")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let per_desktop: &[(&str, &str, &str)] = &[
         ("KDE", "konsole", "konsole -e"),
         ("GNOME", "gnome-terminal", "gnome-terminal --"),
@@ -151,7 +162,10 @@ pub fn default_terminal_command(
     fallbacks
         .iter()
         .find(|(program, _)| installed(program))
-        .map_or_else(|| "xterm -e".to_owned(), |(_, template)| (*template).to_owned())
+        .map_or_else(
+            || "xterm -e".to_owned(),
+            |(_, template)| (*template).to_owned(),
+        )
 }
 
 /// Whether `program` is an executable file on `PATH` (or a path to one).
@@ -160,7 +174,9 @@ pub fn program_on_path(program: &str) -> bool {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
         }
         #[cfg(not(unix))]
         {
@@ -185,24 +201,42 @@ mod tests {
 
     #[test]
     fn words_split_like_a_shell() {
-        assert_eq!(split_words("gnome-terminal --").unwrap(), s(&["gnome-terminal", "--"]));
+        assert_eq!(
+            split_words("gnome-terminal --").unwrap(),
+            s(&["gnome-terminal", "--"])
+        );
         assert_eq!(
             split_words(r#"  a 'b c' "d \"e\"" f\ g '' "#).unwrap(),
             s(&["a", "b c", "d \"e\"", "f g", ""])
         );
-        assert_eq!(split_words("x 'y").unwrap_err(), TemplateError::UnclosedQuote('\''));
-        assert_eq!(split_words("x \"y").unwrap_err(), TemplateError::UnclosedQuote('"'));
-        assert_eq!(split_words("x \\").unwrap_err(), TemplateError::TrailingBackslash);
+        assert_eq!(
+            split_words("x 'y").unwrap_err(),
+            TemplateError::UnclosedQuote('\'')
+        );
+        assert_eq!(
+            split_words("x \"y").unwrap_err(),
+            TemplateError::UnclosedQuote('"')
+        );
+        assert_eq!(
+            split_words("x \\").unwrap_err(),
+            TemplateError::TrailingBackslash
+        );
     }
 
     #[test]
     fn templates_place_the_command() {
         let ssh = s(&["ssh", "-p", "9022", "work@127.0.0.1"]);
         let (p, a) = terminal_argv("xterm -e", &ssh).unwrap();
-        assert_eq!((p.as_str(), a), ("xterm", s(&["-e", "ssh", "-p", "9022", "work@127.0.0.1"])));
+        assert_eq!(
+            (p.as_str(), a),
+            ("xterm", s(&["-e", "ssh", "-p", "9022", "work@127.0.0.1"]))
+        );
         let (p, a) = terminal_argv("wezterm start -- {args} ", &ssh).unwrap();
         assert_eq!(p, "wezterm");
-        assert_eq!(a, s(&["start", "--", "ssh", "-p", "9022", "work@127.0.0.1"]));
+        assert_eq!(
+            a,
+            s(&["start", "--", "ssh", "-p", "9022", "work@127.0.0.1"])
+        );
         let key = s(&["ssh", "-i", "/tmp/a b/key"]);
         let (p, a) = terminal_argv("foot sh -c {cmd}", &key).unwrap();
         assert_eq!(p, "foot");
@@ -216,11 +250,20 @@ mod tests {
             move |k: &str| (k == "XDG_CURRENT_DESKTOP").then(|| desktop.to_owned())
         };
         let all = |_: &str| true;
-        assert_eq!(default_terminal_command(&env("ubuntu:GNOME"), &all), "gnome-terminal --");
+        assert_eq!(
+            default_terminal_command(&env("ubuntu:GNOME"), &all),
+            "gnome-terminal --"
+        );
         assert_eq!(default_terminal_command(&env("KDE"), &all), "konsole -e");
-        assert_eq!(default_terminal_command(&env(""), &all), "x-terminal-emulator -e");
+        assert_eq!(
+            default_terminal_command(&env(""), &all),
+            "x-terminal-emulator -e"
+        );
         let only_xterm = |p: &str| p == "xterm";
-        assert_eq!(default_terminal_command(&env("KDE"), &only_xterm), "xterm -e");
+        assert_eq!(
+            default_terminal_command(&env("KDE"), &only_xterm),
+            "xterm -e"
+        );
         let none = |_: &str| false;
         assert_eq!(default_terminal_command(&env("GNOME"), &none), "xterm -e");
         let forced = |k: &str| (k == "PORTHOLE_TERMINAL").then(|| "/opt/term --run".to_owned());

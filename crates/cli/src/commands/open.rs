@@ -69,7 +69,10 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         );
     }
     if !args.json {
-        eprintln!("Starting {} in {}… (the server may take up to 30 s)", app.name, session.name);
+        eprintln!(
+            "Starting {} in {}… (the server may take up to 30 s)",
+            app.name, session.name
+        );
     }
     let root = CancellationToken::new();
     let target = TunnelTarget {

@@ -95,14 +95,25 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::List { json } => {
             let file = store.load()?;
             if json {
-                let text = serde_json::to_string(&file.profiles).map_err(|e| CliError::Usage(e.to_string()))?;
+                let text = serde_json::to_string(&file.profiles)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
                 println!("{text}");
             } else if file.profiles.is_empty() {
-                println!("No profiles. Add one with `porthole profile add NAME --endpoint URL ...`.");
+                println!(
+                    "No profiles. Add one with `porthole profile add NAME --endpoint URL ...`."
+                );
             } else {
                 for p in &file.profiles {
-                    let mark = if file.active.as_deref() == Some(&p.name) { "*" } else { " " };
-                    let who = p.access_key.as_deref().or(p.username.as_deref()).unwrap_or("");
+                    let mark = if file.active.as_deref() == Some(&p.name) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    let who = p
+                        .access_key
+                        .as_deref()
+                        .or(p.username.as_deref())
+                        .unwrap_or("");
                     let mode = match p.mode {
                         AuthMode::Api => "api",
                         AuthMode::Session => "session",
@@ -125,7 +136,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
 
 fn read_secret(prompt: &str) -> Result<String, CliError> {
     let secret = if io::stdin().is_terminal() {
-        rpassword::prompt_password(prompt).map_err(|e| CliError::Usage(format!("cannot read the secret: {e}")))?
+        rpassword::prompt_password(prompt)
+            .map_err(|e| CliError::Usage(format!("cannot read the secret: {e}")))?
     } else {
         let mut line = String::new();
         io::stdin()

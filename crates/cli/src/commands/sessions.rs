@@ -26,7 +26,10 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
             .map_err(|e| CliError::Usage(format!("cannot encode the list: {e}")))?;
         println!("{json}");
     } else if sessions.is_empty() {
-        println!("No sessions on {}. Start one in the Backend.AI WebUI; it appears here.", client.endpoint());
+        println!(
+            "No sessions on {}. Start one in the Backend.AI WebUI; it appears here.",
+            client.endpoint()
+        );
     } else {
         print!("{}", table(&sessions));
     }
@@ -44,7 +47,13 @@ fn table(sessions: &[ComputeSession]) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             } else {
-                format!("(not running{})", s.status_info.as_deref().map(|i| format!(": {i}")).unwrap_or_default())
+                format!(
+                    "(not running{})",
+                    s.status_info
+                        .as_deref()
+                        .map(|i| format!(": {i}"))
+                        .unwrap_or_default()
+                )
             };
             [
                 s.name.clone(),

@@ -34,16 +34,28 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         session,
         app,
     };
-    let tunnel = Tunnel::start(target, listen_addr(None, None)?, TunnelOptions::default(), &root).await?;
+    let tunnel = Tunnel::start(
+        target,
+        listen_addr(None, None)?,
+        TunnelOptions::default(),
+        &root,
+    )
+    .await?;
     let status = tokio::process::Command::new("ssh")
-        .args(ssh_args(tunnel.local_addr(), key.path(), &args.user, &args.ssh_args))
+        .args(ssh_args(
+            tunnel.local_addr(),
+            key.path(),
+            &args.user,
+            &args.ssh_args,
+        ))
         .kill_on_drop(true)
         .status();
     // ssh gets Ctrl-C from the terminal itself; we only wait for it.
     let status = status.await;
     tunnel.stop().await;
     drop(key);
-    let status = status.map_err(|e| CliError::Usage(format!("cannot run ssh: {e}; is OpenSSH installed?")))?;
+    let status = status
+        .map_err(|e| CliError::Usage(format!("cannot run ssh: {e}; is OpenSSH installed?")))?;
     Ok(match status.code() {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,

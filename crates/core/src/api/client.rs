@@ -120,7 +120,8 @@ impl Endpoint {
         if trimmed.is_empty() {
             return Err(invalid("it is empty; give e.g. https://api.example.com"));
         }
-        let url = Url::parse(trimmed).map_err(|e| invalid(&format!("{e}; give e.g. https://api.example.com")))?;
+        let url = Url::parse(trimmed)
+            .map_err(|e| invalid(&format!("{e}; give e.g. https://api.example.com")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https"));
         }
@@ -131,12 +132,16 @@ impl Endpoint {
             return Err(invalid("it must not have a query or fragment"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("it must not contain credentials; use the profile's keys"));
+            return Err(invalid(
+                "it must not contain credentials; use the profile's keys",
+            ));
         }
         if url.path() != "/" && !url.path().is_empty() {
             // Signatures cover the raw path the manager sees; a path prefix behind a
             // rewriting proxy breaks them (protocol doc §3.1).
-            return Err(invalid("it must not have a path; use the manager's or web server's root URL"));
+            return Err(invalid(
+                "it must not have a path; use the manager's or web server's root URL",
+            ));
         }
         Ok(Endpoint { url })
     }
@@ -272,7 +277,12 @@ impl BackendClient {
     }
 
     /// Authentication headers for a request to `path_and_query` (as sent, with `/func`).
-    fn auth_headers(&self, method: &str, path_and_query: &str, content_type: Option<&str>) -> HeaderMap {
+    fn auth_headers(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+    ) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let version = self.api_version.to_string();
         insert(&mut headers, VERSION_HEADER, &version);
@@ -303,7 +313,11 @@ impl BackendClient {
             }
             Auth::Session { session_id } => {
                 insert(&mut headers, SESSION_ID_HEADER, session_id);
-                insert(&mut headers, "cookie", &format!("{SESSION_COOKIE}={session_id}"));
+                insert(
+                    &mut headers,
+                    "cookie",
+                    &format!("{SESSION_COOKIE}={session_id}"),
+                );
             }
         }
         headers
@@ -319,11 +333,9 @@ impl BackendClient {
         context: Option<(&str, &str)>,
     ) -> Result<(StatusCode, bytes::Bytes), ApiError> {
         let target = self.full_path(path_and_query);
-        let url = self
-            .endpoint
-            .url
-            .join(&target)
-            .map_err(|e| ApiError::UnexpectedReply(format!("cannot build a URL for {target}: {e}")))?;
+        let url = self.endpoint.url.join(&target).map_err(|e| {
+            ApiError::UnexpectedReply(format!("cannot build a URL for {target}: {e}"))
+        })?;
         let sent_target = match url.query() {
             Some(q) => format!("{}?{}", url.path(), q),
             None => url.path().to_owned(),
@@ -396,7 +408,11 @@ impl BackendClient {
 
     /// Downloads a file from the session's home (`id_container` is the SSH key).
     /// Uses POST (24.09+) and falls back to GET when the server answers 405.
-    pub async fn download_file(&self, session: &ComputeSession, file: &str) -> Result<Vec<u8>, ApiError> {
+    pub async fn download_file(
+        &self,
+        session: &ComputeSession,
+        file: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         // v4 servers keep files under /kernel/{name}; v5+ under /session/{id}.
         let path = if self.api_version.major <= 4 {
             format!("/kernel/{}/download_single", encode_segment(&session.name))
@@ -457,10 +473,9 @@ impl BackendClient {
             Some(q) => format!("{}?{}", url.path(), q),
             None => url.path().to_owned(),
         };
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ApiError::UnexpectedReply(format!("cannot build a WebSocket request: {e}")))?;
+        let mut request = url.as_str().into_client_request().map_err(|e| {
+            ApiError::UnexpectedReply(format!("cannot build a WebSocket request: {e}"))
+        })?;
         for (name, value) in self.auth_headers("GET", &sent_target, None).iter() {
             request.headers_mut().insert(name.clone(), value.clone());
         }
@@ -476,7 +491,10 @@ pub fn is_active_status(status: &str) -> bool {
 fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
     // Values here are ASCII we built ourselves or ids the server gave; a value with a
     // control character is dropped rather than sent mangled.
-    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
         headers.insert(name, value);
     }
 }
@@ -490,7 +508,10 @@ pub fn encode_segment(segment: &str) -> String {
 
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
-async fn read_limited(mut reply: reqwest::Response, endpoint: &Endpoint) -> Result<bytes::Bytes, ApiError> {
+async fn read_limited(
+    mut reply: reqwest::Response,
+    endpoint: &Endpoint,
+) -> Result<bytes::Bytes, ApiError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = reply
         .chunk()
@@ -590,7 +611,9 @@ async fn web_login(
         return header_id
             .or(cookie_id)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| ApiError::UnexpectedReply("the login reply carried no session id".into()));
+            .ok_or_else(|| {
+                ApiError::UnexpectedReply("the login reply carried no session id".into())
+            });
     }
     if status.is_success() || value.get("authenticated").is_some() {
         let data = value.get("data").cloned().unwrap_or(Value::Null);
@@ -604,7 +627,9 @@ async fn web_login(
             .is_some_and(|t| t.ends_with("require-totp-authentication"))
         {
             return Err(ApiError::LoginFailed {
-                detail: "this account needs a one-time password, which Porthole does not support yet".into(),
+                detail:
+                    "this account needs a one-time password, which Porthole does not support yet"
+                        .into(),
             });
         }
         return Err(ApiError::LoginFailed {
@@ -622,7 +647,10 @@ fn map_reqwest_error(endpoint: &Endpoint, error: reqwest::Error) -> ApiError {
             secs: 30,
         };
     }
-    if detail.contains("certificate") || detail.contains("InvalidCertificate") || detail.contains("tls") {
+    if detail.contains("certificate")
+        || detail.contains("InvalidCertificate")
+        || detail.contains("tls")
+    {
         return ApiError::Tls {
             endpoint: endpoint.to_string(),
             detail,
@@ -652,9 +680,24 @@ mod tests {
 
     #[test]
     fn endpoint_validation_gives_clear_reasons() {
-        assert_eq!(Endpoint::parse("http://127.0.0.1:8081").unwrap().host_header(), "127.0.0.1:8081");
-        assert_eq!(Endpoint::parse("https://api.backend.ai/").unwrap().host_header(), "api.backend.ai");
-        assert_eq!(Endpoint::parse("https://api.backend.ai:443").unwrap().host_header(), "api.backend.ai");
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8081")
+                .unwrap()
+                .host_header(),
+            "127.0.0.1:8081"
+        );
+        assert_eq!(
+            Endpoint::parse("https://api.backend.ai/")
+                .unwrap()
+                .host_header(),
+            "api.backend.ai"
+        );
+        assert_eq!(
+            Endpoint::parse("https://api.backend.ai:443")
+                .unwrap()
+                .host_header(),
+            "api.backend.ai"
+        );
         for (bad, why) in [
             ("", "empty"),
             ("api.backend.ai", "relative URL"),

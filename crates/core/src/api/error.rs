@@ -48,7 +48,11 @@ impl Problem {
 
     /// The most specific text the server gave: `msg`, else `title`.
     pub fn detail(&self) -> String {
-        let text = self.msg.as_deref().filter(|m| !m.is_empty()).unwrap_or(&self.title);
+        let text = self
+            .msg
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&self.title);
         one_line(text, 300)
     }
 }
@@ -76,7 +80,9 @@ pub enum ApiError {
         reason: String,
     },
     /// No TCP connection could be made.
-    #[error("cannot reach {endpoint}: {detail}. Check the endpoint URL and that the server is up.")]
+    #[error(
+        "cannot reach {endpoint}: {detail}. Check the endpoint URL and that the server is up."
+    )]
     Unreachable {
         /// The endpoint.
         endpoint: String,
@@ -297,28 +303,107 @@ mod tests {
     #[test]
     fn maps_the_real_managers_errors() {
         let ctx = Some(("rig-running", "nope"));
-        let e = ApiError::from_reply(401, &body("auth-failed", "Credential/signature mismatch.", Some("Signature mismatch"), None), None);
+        let e = ApiError::from_reply(
+            401,
+            &body(
+                "auth-failed",
+                "Credential/signature mismatch.",
+                Some("Signature mismatch"),
+                None,
+            ),
+            None,
+        );
         assert_eq!(e.kind(), "auth-failed");
         assert!(e.to_string().contains("Signature mismatch"));
-        let e = ApiError::from_reply(400, &body("invalid-auth-params", "Missing or invalid authorization parameters.", Some("Date/time sync error"), None), None);
+        let e = ApiError::from_reply(
+            400,
+            &body(
+                "invalid-auth-params",
+                "Missing or invalid authorization parameters.",
+                Some("Date/time sync error"),
+                None,
+            ),
+            None,
+        );
         assert_eq!(e.kind(), "clock-skew");
-        let e = ApiError::from_reply(404, &body("object-not-found", "No such app service.", Some("rig-running:nope"), None), ctx);
-        assert_eq!(e.to_string(), "session \"rig-running\" has no app \"nope\".");
-        let e = ApiError::from_reply(404, &body("object-not-found", "No such session.", None, None), ctx);
+        let e = ApiError::from_reply(
+            404,
+            &body(
+                "object-not-found",
+                "No such app service.",
+                Some("rig-running:nope"),
+                None,
+            ),
+            ctx,
+        );
+        assert_eq!(
+            e.to_string(),
+            "session \"rig-running\" has no app \"nope\"."
+        );
+        let e = ApiError::from_reply(
+            404,
+            &body("object-not-found", "No such session.", None, None),
+            ctx,
+        );
         assert_eq!(e.kind(), "session-not-found");
-        let e = ApiError::from_reply(500, &body("internal-server-error", "Internal server error", Some("Failed to launch the app service"), Some("port 8081 not open")), ctx);
-        assert_eq!(e.to_string(), "nope failed to start in session \"rig-running\": port 8081 not open");
-        let e = ApiError::from_reply(502, &body("bad-gateway", "The proxy target server is inaccessible.", None, None), ctx);
+        let e = ApiError::from_reply(
+            500,
+            &body(
+                "internal-server-error",
+                "Internal server error",
+                Some("Failed to launch the app service"),
+                Some("port 8081 not open"),
+            ),
+            ctx,
+        );
+        assert_eq!(
+            e.to_string(),
+            "nope failed to start in session \"rig-running\": port 8081 not open"
+        );
+        let e = ApiError::from_reply(
+            502,
+            &body(
+                "bad-gateway",
+                "The proxy target server is inaccessible.",
+                None,
+                None,
+            ),
+            ctx,
+        );
         assert_eq!(e.kind(), "bad-gateway");
-        let e = ApiError::from_reply(400, &body("invalid-api-params", "Invalid API parameters.", Some("Input validation error"), Some("x")), ctx);
-        assert_eq!(e.to_string(), "the server answered 400 Invalid API parameters.: Input validation error (x)");
+        let e = ApiError::from_reply(
+            400,
+            &body(
+                "invalid-api-params",
+                "Invalid API parameters.",
+                Some("Input validation error"),
+                Some("x"),
+            ),
+            ctx,
+        );
+        assert_eq!(
+            e.to_string(),
+            "the server answered 400 Invalid API parameters.: Input validation error (x)"
+        );
     }
 
     #[test]
     fn non_json_bodies_stay_one_line() {
-        let e = ApiError::from_reply(503, b"<html>\n<body>Service\n  Unavailable</body></html>", None);
-        assert_eq!(e.to_string(), "the server answered 503 <html> <body>Service Unavailable</body></html>");
+        let e = ApiError::from_reply(
+            503,
+            b"<html>\n<body>Service\n  Unavailable</body></html>",
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "the server answered 503 <html> <body>Service Unavailable</body></html>"
+        );
         let long = "x".repeat(1000);
-        assert!(ApiError::from_reply(500, long.as_bytes(), None).to_string().len() < 300);
+        assert!(
+            ApiError::from_reply(500, long.as_bytes(), None)
+                .to_string()
+                .len()
+                < 300
+        );
     }
 }

@@ -169,9 +169,7 @@ impl ComputeSession {
             .iter()
             .filter(|p| p.is_tunnellable())
             .collect();
-        apps.sort_by(|a, b| {
-            (!a.protocol.is_web(), &a.name).cmp(&(!b.protocol.is_web(), &b.name))
-        });
+        apps.sort_by(|a, b| (!a.protocol.is_web(), &a.name).cmp(&(!b.protocol.is_web(), &b.name)));
         apps
     }
 }
@@ -204,7 +202,11 @@ pub fn parse_session_list(body: &[u8]) -> Result<SessionPage, ApiError> {
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| protocol_error(format!("the session list is not valid JSON ({e})")))?;
     if let Some(errors) = root.get("errors").and_then(Value::as_array) {
-        if !errors.is_empty() && root.pointer("/data/compute_session_list").is_none_or(Value::is_null) {
+        if !errors.is_empty()
+            && root
+                .pointer("/data/compute_session_list")
+                .is_none_or(Value::is_null)
+        {
             let messages: Vec<String> = errors
                 .iter()
                 .map(|e| {
@@ -258,8 +260,9 @@ fn parse_session(item: &Value) -> Result<ComputeSession, ApiError> {
     let status = opt_string(item, "status").unwrap_or_else(|| "UNKNOWN".to_owned());
     let service_ports = match item.get("service_ports") {
         None | Some(Value::Null) => Vec::new(),
-        Some(v) => parse_service_ports(v)
-            .map_err(|e| protocol_error(format!("session {name:?}: {e}")))?,
+        Some(v) => {
+            parse_service_ports(v).map_err(|e| protocol_error(format!("session {name:?}: {e}")))?
+        }
     };
     Ok(ComputeSession {
         id,
@@ -346,13 +349,23 @@ mod tests {
         assert_eq!(running.service_ports.len(), 3);
         assert_eq!(running.app("sshd").unwrap().container_ports, vec![2200]);
         assert_eq!(running.app("sshd").unwrap().proxy_kind(), ProxyKind::Tcp);
-        assert_eq!(running.app("jupyter").unwrap().proxy_kind(), ProxyKind::Http);
-        let offered: Vec<&str> = running.tunnellable_apps().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            running.app("jupyter").unwrap().proxy_kind(),
+            ProxyKind::Http
+        );
+        let offered: Vec<&str> = running
+            .tunnellable_apps()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(offered, ["jupyter", "sshd"]);
         let pending = &page.items[1];
         assert!(!pending.is_running());
         assert!(pending.service_ports.is_empty());
-        assert_eq!(pending.status_info.as_deref(), Some("no-available-instances"));
+        assert_eq!(
+            pending.status_info.as_deref(),
+            Some("no-available-instances")
+        );
     }
 
     #[test]
@@ -368,7 +381,9 @@ mod tests {
     #[test]
     fn graphql_errors_and_garbage_are_errors_not_panics() {
         let bogus = r#"{"data":{"compute_session_list":null},"errors":[{"message":"'BOGUS'"}]}"#;
-        assert!(matches!(parse_session_list(bogus.as_bytes()), Err(ApiError::GraphQl(m)) if m == "'BOGUS'"));
+        assert!(
+            matches!(parse_session_list(bogus.as_bytes()), Err(ApiError::GraphQl(m)) if m == "'BOGUS'")
+        );
         for body in [
             "",
             "{",

@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn day_of_iso_date_rejects_garbage() {
-        assert_eq!(day_of_iso_date("2024-10-01T00:00:00Z").as_deref(), Some("20241001"));
+        assert_eq!(
+            day_of_iso_date("2024-10-01T00:00:00Z").as_deref(),
+            Some("20241001")
+        );
         assert_eq!(day_of_iso_date("Tue, 01 Oct 2024"), None);
         assert_eq!(day_of_iso_date("2024"), None);
         assert_eq!(day_of_iso_date("2024-1é-01"), None);

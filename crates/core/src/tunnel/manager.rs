@@ -130,7 +130,9 @@ impl TunnelManager {
         let session_name = target.session.name.clone();
         let protocol = target.app.protocol.as_str().to_owned();
         let tunnel = Tunnel::start(target, bind, options, &self.root).await?;
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut status = tunnel.status();
         let info = Arc::new(Mutex::new(TunnelInfo {
             id,

@@ -59,7 +59,9 @@ impl Default for TunnelOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
     /// The local port is taken.
-    #[error("local port {port} is already in use; pick another with --port or omit it for a free one")]
+    #[error(
+        "local port {port} is already in use; pick another with --port or omit it for a free one"
+    )]
     PortInUse {
         /// The port asked for.
         port: u16,
@@ -142,10 +144,9 @@ impl Tunnel {
                 TunnelError::Bind { addr: bind, source }
             }
         })?;
-        let local_addr = listener.local_addr().map_err(|source| TunnelError::Bind {
-            addr: bind,
-            source,
-        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| TunnelError::Bind { addr: bind, source })?;
         if options.warm_up {
             warm_up(&target, &options).await?;
         }
@@ -237,7 +238,11 @@ async fn accept_loop(
     };
     publish(&status);
     loop {
-        let busy = shared.counters.active.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        let busy = shared
+            .counters
+            .active
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = shared.counters.changed.notified() => publish(&status),
@@ -306,7 +311,9 @@ async fn serve_connection(
         Err(e) => {
             if target.app.protocol.is_web() {
                 // A browser shows this page instead of a bare reset.
-                let _ = socket.write_all(error_page(&target.app.name, &e.to_string()).as_bytes()).await;
+                let _ = socket
+                    .write_all(error_page(&target.app.name, &e.to_string()).as_bytes())
+                    .await;
                 let _ = socket.shutdown().await;
             }
             return Some(e.to_string());
@@ -314,7 +321,16 @@ async fn serve_connection(
     };
     shared.counters.connection_established();
     let (local_rx, local_tx) = socket.into_split();
-    match relay(local_rx, local_tx, stream, &shared.counters, shared.options.relay, cancel).await {
+    match relay(
+        local_rx,
+        local_tx,
+        stream,
+        &shared.counters,
+        shared.options.relay,
+        cancel,
+    )
+    .await
+    {
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
     }

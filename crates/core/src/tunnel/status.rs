@@ -157,7 +157,14 @@ mod tests {
         c.connection_closed(None);
         let s = c.snapshot(None);
         assert_eq!(s.state, TunnelState::Listening);
-        assert_eq!(s.last_error.as_deref(), Some("app is not listening"), "history is kept");
-        assert_eq!(c.snapshot(Some(TunnelState::Stopped)).state, TunnelState::Stopped);
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("app is not listening"),
+            "history is kept"
+        );
+        assert_eq!(
+            c.snapshot(Some(TunnelState::Stopped)).state,
+            TunnelState::Stopped
+        );
     }
 }
