@@ -248,3 +248,42 @@ in_every_mode!(
     proxy_command_works,
     http_app_serves_32_parallel_requests,
 );
+
+/// Without `--no-launch`, `open` hands the app's URL to `$BROWSER`, and that URL serves
+/// the page; SIGINT (Ctrl-C) then stops it with exit 0 and frees the port.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_launches_browser_with_a_working_url_and_exits_0_on_sigint() {
+    let mode = Mode::ApiV8;
+    let (_sshd, _http, emu) = fixture(mode).await;
+    let browser = FakeBrowser::start().await;
+    let mut cmd = emu.porthole(&["open", "train-1", "web"]);
+    cmd.env("BROWSER", browser.command())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let line = read_line_until(&mut out, 60, "porthole open", |l| {
+        l.contains(" is at http://")
+    })
+    .await;
+    let printed_url = line.rsplit(' ').next().unwrap().to_owned();
+    let url = browser.next_url(20).await;
+    assert_eq!(url, printed_url);
+    let page = curl(&url).await;
+    assert_eq!(String::from_utf8_lossy(&page.stdout), PAGE);
+
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    interrupt(&child);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s of SIGINT")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

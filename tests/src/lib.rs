@@ -109,6 +109,64 @@ pub fn terminate(child: &Child) {
     }
 }
 
+/// Sends SIGINT (Ctrl-C) to a child.
+pub fn interrupt(child: &Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        }
+    }
+}
+
+/// A stand-in for the user's browser: a `$BROWSER` script that reports each URL it is
+/// given to this test over a loopback socket, so the test awaits the call as an event.
+pub struct FakeBrowser {
+    listener: tokio::net::TcpListener,
+    dir: tempfile::TempDir,
+}
+
+impl FakeBrowser {
+    /// Writes the script and listens for its reports.
+    pub async fn start() -> FakeBrowser {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("browser");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec python3 -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\",{port})); s.sendall(sys.argv[1].encode())' \"$1\"\n"
+            ),
+        )
+        .expect("write browser script");
+        set_mode(&script, 0o755);
+        FakeBrowser { listener, dir }
+    }
+
+    /// The value for `$BROWSER`.
+    pub fn command(&self) -> PathBuf {
+        self.dir.path().join("browser")
+    }
+
+    /// The next URL the browser was asked to open, within `secs`.
+    pub async fn next_url(&self, secs: u64) -> String {
+        let accept = async {
+            let (mut socket, _) = self.listener.accept().await.expect("accept");
+            let mut url = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut url)
+                .await
+                .expect("read url");
+            url
+        };
+        tokio::time::timeout(Duration::from_secs(secs), accept)
+            .await
+            .unwrap_or_else(|_| panic!("$BROWSER was not called within {secs} s"))
+    }
+}
+
 /// One service behind an emulated session.
 #[derive(Debug, Clone)]
 pub struct Service {
