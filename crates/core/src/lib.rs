@@ -3,9 +3,9 @@
 //! the `porthole` command are thin layers over it.
 
 pub mod api;
-pub mod tunnel;
-pub mod ssh;
+pub mod catalog;
 pub mod profiles;
 pub mod settings;
+pub mod ssh;
 pub mod terminal;
-pub mod catalog;
+pub mod tunnel;

@@ -58,6 +58,17 @@ pub enum TunnelEvent {
 struct Entry {
     info: Arc<Mutex<TunnelInfo>>,
     tunnel: Tunnel,
+    /// Forwards status changes to the broadcast; ends when the tunnel's status does.
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl Entry {
+    /// Stops the tunnel and waits until its last status update has been broadcast, so a
+    /// `Removed` sent afterwards is really the last event about it.
+    async fn stop(self) {
+        self.tunnel.stop().await;
+        let _ = self.forwarder.await;
+    }
 }
 
 #[derive(Default)]
@@ -123,7 +134,7 @@ impl TunnelManager {
             }
             let id = lock(&entry.info).id;
             if let Some(old) = slot.entry.take() {
-                old.tunnel.stop().await;
+                old.stop().await;
             }
             let _ = self.events.send(TunnelEvent::Removed { id });
         }
@@ -147,7 +158,7 @@ impl TunnelManager {
         // Forward every status change until the tunnel's status sender is gone.
         let events = self.events.clone();
         let shared = info.clone();
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             while status.changed().await.is_ok() {
                 let snapshot = {
                     let mut info = lock(&shared);
@@ -157,7 +168,11 @@ impl TunnelManager {
                 let _ = events.send(TunnelEvent::Updated(snapshot));
             }
         });
-        slot.entry = Some(Entry { info, tunnel });
+        slot.entry = Some(Entry {
+            info,
+            tunnel,
+            forwarder,
+        });
         Ok(first)
     }
 
@@ -196,7 +211,7 @@ impl TunnelManager {
             let matches = slot.entry.as_ref().is_some_and(|e| lock(&e.info).id == id);
             if matches {
                 if let Some(entry) = slot.entry.take() {
-                    entry.tunnel.stop().await;
+                    entry.stop().await;
                 }
                 let _ = self.events.send(TunnelEvent::Removed { id });
                 return true;

@@ -12,12 +12,13 @@ mod status;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -237,47 +238,47 @@ async fn accept_loop(
         });
     };
     publish(&status);
+    // A connection slot is taken before accepting, so a full tunnel leaves new clients in
+    // the listen backlog instead of piling up tasks; every branch stays live meanwhile, so
+    // status keeps flowing while the tunnel waits.
+    let mut permit: Option<OwnedSemaphorePermit> = None;
     loop {
-        let busy = shared
-            .counters
-            .active
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0;
+        let busy = shared.counters.active.load(Ordering::Relaxed) > 0;
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = shared.counters.changed.notified() => publish(&status),
             _ = tick.tick(), if busy => publish(&status),
-            permit = slots.clone().acquire_owned() => {
-                let Ok(permit) = permit else { break };
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    _ = cancel.cancelled() => break,
-                };
-                match accepted {
-                    Ok((socket, peer)) => {
-                        let _ = socket.set_nodelay(true);
-                        shared.counters.connection_opened();
-                        let shared = shared.clone();
-                        let cancel = cancel.clone();
-                        tracker.spawn(async move {
-                            let error = serve_connection(socket, &shared, &cancel).await;
-                            if let Some(e) = &error {
-                                tracing::warn!(%peer, error = %e, "tunnelled connection failed");
-                            }
-                            shared.counters.connection_closed(error);
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: report, keep serving.
-                        shared.counters.record_error(format!("cannot accept a local connection: {e}"));
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                            _ = cancel.cancelled() => break,
+            acquired = slots.clone().acquire_owned(), if permit.is_none() => match acquired {
+                Ok(p) => permit = Some(p),
+                Err(_) => break,
+            },
+            accepted = listener.accept(), if permit.is_some() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    shared.counters.connection_opened();
+                    let shared = shared.clone();
+                    let cancel = cancel.clone();
+                    let slot = permit.take();
+                    tracker.spawn(async move {
+                        let error = serve_connection(socket, &shared, &cancel).await;
+                        if let Some(e) = &error {
+                            tracing::warn!(%peer, error = %e, "tunnelled connection failed");
                         }
+                        shared.counters.connection_closed(error);
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: report, back off, keep serving.
+                    shared
+                        .counters
+                        .record_error(format!("cannot accept a local connection: {e}"));
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = cancel.cancelled() => break,
                     }
                 }
-            }
+            },
         }
     }
     drop(listener);
@@ -287,6 +288,10 @@ async fn accept_loop(
     last.active_connections = 0;
     status.send_replace(last);
 }
+
+/// In session mode, how long a connection's first bytes may go unanswered before the
+/// silent relay is reported (the web server passes no close on).
+pub const SESSION_MODE_FIRST_REPLY: Duration = Duration::from_secs(30);
 
 /// Serves one local connection; returns the failure to report, if any.
 async fn serve_connection(
@@ -320,13 +325,17 @@ async fn serve_connection(
         }
     };
     shared.counters.connection_established();
+    let mut relay_options = shared.options.relay;
+    if target.client.is_session_mode() && relay_options.first_reply_timeout.is_none() {
+        relay_options.first_reply_timeout = Some(SESSION_MODE_FIRST_REPLY);
+    }
     let (local_rx, local_tx) = socket.into_split();
     match relay(
         local_rx,
         local_tx,
         stream,
         &shared.counters,
-        shared.options.relay,
+        relay_options,
         cancel,
     )
     .await

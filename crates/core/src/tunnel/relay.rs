@@ -3,7 +3,7 @@
 //! awaits the other side's readiness, so a slow reader slows the sender (backpressure)
 //! and no buffer grows without bound.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -25,6 +25,11 @@ pub struct RelayOptions {
     /// Ping interval; a ping unanswered (no frame at all) by the next tick means the
     /// connection is dead.
     pub ping_interval: Duration,
+    /// Session mode only: the web server never passes a close on (app not listening,
+    /// app gone), so a connection whose first bytes get no reply at all within this time
+    /// is reported dead instead of hanging. Pings cannot tell: the web server answers
+    /// them itself.
+    pub first_reply_timeout: Option<Duration>,
 }
 
 impl Default for RelayOptions {
@@ -32,6 +37,7 @@ impl Default for RelayOptions {
         RelayOptions {
             chunk_size: 64 * 1024,
             ping_interval: Duration::from_secs(30),
+            first_reply_timeout: None,
         }
     }
 }
@@ -68,6 +74,9 @@ pub enum RelayError {
         /// The server's reason text.
         reason: String,
     },
+    /// Session mode: the app never answered (the web server hides why).
+    #[error("the app did not answer within {0} s; it may not be listening (the web server does not report why)")]
+    NoReply(u64),
     /// No frame came back for a whole ping interval.
     #[error("no answer from the server for {0} s; the connection was dead and has been closed")]
     Dead(u64),
@@ -94,6 +103,7 @@ where
     let started = Instant::now();
     // Milliseconds since `started` of the last frame received; read by the ping check.
     let last_frame_ms = AtomicU64::new(0);
+    let got_data = AtomicBool::new(false);
     let elapsed_ms = || started.elapsed().as_millis() as u64;
 
     let upstream = async {
@@ -103,6 +113,8 @@ where
             options.ping_interval,
         );
         let mut last_ping_ms: Option<u64> = None;
+        let mut reply_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut watch_reply = options.first_reply_timeout.is_some();
         loop {
             if buf.capacity() < options.chunk_size / 4 {
                 buf.reserve(options.chunk_size);
@@ -117,6 +129,9 @@ where
                         return Ok::<RelayEnd, RelayError>(RelayEnd::LocalClosed);
                     }
                     Ok(n) => {
+                        if let (true, None, Some(limit)) = (watch_reply, &reply_deadline, options.first_reply_timeout) {
+                            reply_deadline = Some(Box::pin(tokio::time::sleep(limit)));
+                        }
                         counters.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
                         let chunk = buf.split().freeze();
                         ws_tx
@@ -137,6 +152,20 @@ where
                         .await
                         .map_err(|e| RelayError::Transport(e.to_string()))?;
                 }
+                _ = async {
+                        match reply_deadline.as_mut() {
+                            Some(deadline) => deadline.await,
+                            None => std::future::pending().await,
+                        }
+                    }, if watch_reply && reply_deadline.is_some() =>
+                {
+                    if !got_data.load(Ordering::Relaxed) {
+                        let secs = options.first_reply_timeout.unwrap_or_default().as_secs();
+                        return Err(RelayError::NoReply(secs));
+                    }
+                    watch_reply = false;
+                    reply_deadline = None;
+                }
                 _ = cancel.cancelled() => {
                     let _ = ws_tx.send(Message::Close(Some(CloseFrame {
                         code: CloseCode::Away,
@@ -153,6 +182,7 @@ where
             last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
             match message {
                 Ok(Message::Binary(data)) => {
+                    got_data.store(true, Ordering::Relaxed);
                     counters
                         .bytes_down
                         .fetch_add(data.len() as u64, Ordering::Relaxed);

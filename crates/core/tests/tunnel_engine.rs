@@ -1,0 +1,292 @@
+//! The tunnel engine against the emulator in-process, on real loopback sockets: status
+//! published while idle, manager events in order, failures reported, session-mode silence
+//! detected.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use porthole_core::api::{BackendClient, ClientOptions, Credentials, Endpoint};
+use porthole_core::tunnel::{
+    TunnelEvent, TunnelManager, TunnelOptions, TunnelState, TunnelStatus, TunnelTarget,
+};
+use porthole_emulator::{Config, Emulator, RunningEmulator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const AK: &str = "AKIAENGINETEST000001";
+const SK: &str = "engine-secret";
+
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = socket.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn emulator(echo: SocketAddr) -> RunningEmulator {
+    let config = Config::from_toml_str(&format!(
+        r#"
+        [[keypairs]]
+        access_key = "{AK}"
+        secret_key = "{SK}"
+        [[users]]
+        username = "u@example.test"
+        password = "pw"
+        access_key = "{AK}"
+        [[sessions]]
+        name = "s1"
+        [[sessions.services]]
+        name = "echo"
+        protocol = "tcp"
+        container_ports = [7007]
+        target = "{echo}"
+        [[sessions.services]]
+        name = "gone"
+        protocol = "tcp"
+        container_ports = [7008]
+        target = "{}"
+        "#,
+        closed_port()
+    ))
+    .unwrap();
+    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn target(emu: &RunningEmulator, credentials: Credentials, app: &str) -> TunnelTarget {
+    let endpoint = Endpoint::parse(&emu.endpoint_url()).unwrap();
+    let client = BackendClient::connect(&endpoint, &credentials, &ClientOptions::default())
+        .await
+        .unwrap();
+    let session = client.find_session("s1").await.unwrap();
+    let app = session.app(app).unwrap().clone();
+    TunnelTarget {
+        client,
+        session,
+        app,
+    }
+}
+
+fn keypair() -> Credentials {
+    Credentials::Keypair {
+        access_key: AK.into(),
+        secret_key: SK.into(),
+    }
+}
+
+async fn wait_for(
+    status: &mut watch::Receiver<TunnelStatus>,
+    what: &str,
+    want: impl Fn(&TunnelStatus) -> bool,
+) -> TunnelStatus {
+    let waited = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| want(s)))
+        .await
+        .map(|r| r.map(|s| s.clone()));
+    match waited {
+        Ok(Ok(s)) => s,
+        _ => panic!("{what}: last status {:?}", *status.borrow()),
+    }
+}
+
+#[tokio::test]
+async fn status_is_published_while_the_tunnel_waits_for_connections() {
+    let emu = emulator(echo_server().await).await;
+    let manager = TunnelManager::new();
+    let info = manager
+        .open(
+            target(&emu, keypair(), "echo").await,
+            "127.0.0.1:0".parse().unwrap(),
+            TunnelOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut events = manager.subscribe();
+    let mut socket = TcpStream::connect(info.local_addr).await.unwrap();
+    socket.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    socket.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    drop(socket);
+    // No further connection comes: the close and the byte counts must still arrive.
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(TunnelEvent::Updated(info)) = events.recv().await {
+                let s = &info.status;
+                if s.state == TunnelState::Listening && s.bytes_up == 4 && s.bytes_down == 4 {
+                    return info;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the idle tunnel published its final counters");
+    assert_eq!(settled.status.total_connections, 1);
+    assert_eq!(settled.status.active_connections, 0);
+
+    // Stop: the last event about the tunnel is its removal.
+    assert!(manager.stop(info.id).await);
+    let mut last = None;
+    while let Ok(event) = events.try_recv() {
+        last = Some(event);
+    }
+    assert!(
+        matches!(last, Some(TunnelEvent::Removed { id }) if id == info.id),
+        "{last:?}"
+    );
+    assert!(
+        TcpStream::connect(info.local_addr).await.is_err(),
+        "port released"
+    );
+    assert!(manager.list().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_app_port_degrades_the_tunnel_and_says_why() {
+    let emu = emulator(echo_server().await).await;
+    let manager = TunnelManager::new();
+    let options = TunnelOptions {
+        warm_up: false,
+        ..TunnelOptions::default()
+    };
+    let info = manager
+        .open(
+            target(&emu, keypair(), "gone").await,
+            "127.0.0.1:0".parse().unwrap(),
+            options,
+        )
+        .await
+        .unwrap();
+    let tunnel_status = {
+        let mut events = manager.subscribe();
+        let mut socket = TcpStream::connect(info.local_addr).await.unwrap();
+        let mut buf = [0u8; 1];
+        // The manager closes with 1013; the local connection ends.
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("local connection closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(TunnelEvent::Updated(info)) = events.recv().await {
+                    if info.status.state == TunnelState::Degraded {
+                        return info.status;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("degraded")
+    };
+    assert_eq!(tunnel_status.failed_connections, 1);
+    assert!(
+        tunnel_status
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not listening yet (close 1013)"),
+        "{tunnel_status:?}"
+    );
+    // Same key again: the running tunnel is reused, not duplicated.
+    let again = manager
+        .open(
+            target(&emu, keypair(), "gone").await,
+            "127.0.0.1:0".parse().unwrap(),
+            TunnelOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.id, info.id);
+    manager.stop_all().await;
+}
+
+#[tokio::test]
+async fn session_mode_silence_is_reported_instead_of_hanging() {
+    let emu = emulator(echo_server().await).await;
+    let credentials = Credentials::WebLogin {
+        username: "u@example.test".into(),
+        password: "pw".into(),
+    };
+    let mut options = TunnelOptions {
+        warm_up: false,
+        ..TunnelOptions::default()
+    };
+    options.relay.first_reply_timeout = Some(Duration::from_millis(300));
+    let manager = TunnelManager::new();
+    let info = manager
+        .open(
+            target(&emu, credentials, "gone").await,
+            "127.0.0.1:0".parse().unwrap(),
+            options,
+        )
+        .await
+        .unwrap();
+    let mut socket = TcpStream::connect(info.local_addr).await.unwrap();
+    socket.write_all(b"hello?").await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+        .await
+        .expect("the silent relay is given up, not left hanging")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let tunnels = manager.list();
+    let mut status = tunnels[0].status.clone();
+    if status.last_error.is_none() {
+        let mut events = manager.subscribe();
+        status = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(TunnelEvent::Updated(info)) = events.recv().await {
+                    if info.status.last_error.is_some() {
+                        return info.status;
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert!(status.last_error.unwrap().contains("did not answer"));
+    manager.stop_all().await;
+}
+
+#[tokio::test]
+async fn tunnel_stop_closes_open_connections() {
+    let emu = emulator(echo_server().await).await;
+    let root = tokio_util::sync::CancellationToken::new();
+    let tunnel = porthole_core::tunnel::Tunnel::start(
+        target(&emu, keypair(), "echo").await,
+        "127.0.0.1:0".parse().unwrap(),
+        TunnelOptions::default(),
+        &root,
+    )
+    .await
+    .unwrap();
+    let mut status = tunnel.status();
+    let mut socket = TcpStream::connect(tunnel.local_addr()).await.unwrap();
+    socket.write_all(b"x").await.unwrap();
+    let mut buf = [0u8; 1];
+    socket.read_exact(&mut buf).await.unwrap();
+    wait_for(&mut status, "active", |s| s.state == TunnelState::Active).await;
+    tunnel.stop().await;
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+        .await
+        .expect("connection closed by stop")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert_eq!(status.borrow().state, TunnelState::Stopped);
+}
