@@ -12,5 +12,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build (binaries for the end-to-end tests)"
 cargo build --workspace --bins --locked
-echo "== cargo test"
+echo "== cargo test (unit tests, engine tests, CLI end-to-end tests)"
 cargo test --workspace --locked
+echo "== desktop app end-to-end tests (real window under Xvfb, WebDriver, keychain)"
+./scripts/test-gui.sh

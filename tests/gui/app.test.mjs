@@ -4,6 +4,7 @@
 // bus. Run by scripts/test-gui.sh.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,10 +12,12 @@ import { after, before, test } from 'node:test';
 
 import {
   ACCESS_KEY, SECRET_KEY, Procs, appEnv, browserScript, checkEnvironment, filesContaining,
-  portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
+  APP, portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
   startSshd, tempRoot, terminalScript, waitForFile,
 } from './harness.mjs';
 
+const USERNAME = 'gui-user@example.test';
+const PASSWORD = 'gui-web-password-7d1e';
 const MARKER = `porthole-gui-page-${process.pid}-${Date.now()}`;
 const procs = new Procs();
 let root;
@@ -42,6 +45,11 @@ before(async () => {
 [[keypairs]]
 access_key = "${ACCESS_KEY}"
 secret_key = "${SECRET_KEY}"
+
+[[users]]
+username = "${USERNAME}"
+password = "${PASSWORD}"
+access_key = "${ACCESS_KEY}"
 
 [[sessions]]
 name = "gui-lab"
@@ -85,6 +93,24 @@ after(async () => {
   await procs.stopAll();
   if (root && !process.env.PORTHOLE_GUI_KEEP) fs.rmSync(root, { recursive: true, force: true });
 });
+
+async function windowVisible() {
+  return wd.executeAsync(
+    `const done = arguments[0];
+     window.__TAURI__.window.getCurrentWindow().isVisible().then(done, () => done(null));`,
+  );
+}
+
+async function clickMenuItem(text) {
+  const ids = await wd.findAll('#profile-popup button');
+  for (const id of ids) {
+    if ((await wd.text(id)).split('\n')[0].trim() === text) {
+      await wd.click(id);
+      return;
+    }
+  }
+  throw new Error(`no menu item ${text}`);
+}
 
 async function fillProfile(secret) {
   await wd.type('#pf-name', 'gui-lab');
@@ -157,7 +183,13 @@ test('the tunnels view shows the connection and non-zero bytes, pushed by events
   const socket = net.connect({ host: '127.0.0.1', port });
   await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
   try {
-    await wd.waitText(`${tunnelRow('jupyter')} .t-conns`, (t) => t.startsWith('1 conn ·'));
+    await wd.waitFor('the held connection and the bytes in the tunnel row', async () => {
+      const row = await wd.execute(
+        'const e = document.querySelector(arguments[0]); return [e.querySelector(".t-conns").textContent, Number(e.dataset.bytesDown)];',
+        [tunnelRow('jupyter')],
+      );
+      return /^[1-9]\d* conns? ·/.test(row[0]) && row[1] > 0;
+    }, 30000, 300);
     const bytes = await wd.waitText(`${tunnelRow('jupyter')} .t-bytes`, (t) => /↑ [1-9]/.test(t) && /↓ [1-9]/.test(t));
     assert.match(bytes, /↑ \d.* ↓ \d/);
     const down = await wd.execute('return Number(document.querySelector(arguments[0]).dataset.bytesDown);', [tunnelRow('jupyter')]);
@@ -234,6 +266,47 @@ test('dark mode', async () => {
   await saveShot(wd, '06-sessions-dark.png');
   const settings = fs.readFileSync(path.join(dirs.config, 'porthole', 'settings.toml'), 'utf8');
   assert.match(settings, /theme = "dark"/);
+});
+
+test('a second profile with web login, and switching between profiles', async () => {
+  await wd.clickCss('#profile-button');
+  await clickMenuItem('Add profile…');
+  await wd.type('#pf-name', 'gui-web');
+  await wd.type('#pf-endpoint', endpoint);
+  await wd.clickCss('#profile-form input[name="mode"][value="session"]');
+  await wd.type('#pf-user', USERNAME);
+  await wd.type('#pf-secret', PASSWORD);
+  await wd.clickCss('#pf-test');
+  const tested = await wd.waitText('#pf-result.ok', (t) => t.startsWith('Connected'), 30000);
+  assert.match(tested, /2 sessions visible/);
+  await wd.clickCss('#pf-save');
+  await wd.waitText('#profile-name', (t) => t === 'gui-web', 30000);
+  await wd.waitVisible(app('jupyter'), 30000);
+  assert.equal(secretToolLookup(env, ['service', 'porthole', 'username', 'profile:gui-web']), PASSWORD);
+  assert.deepEqual(filesContaining(Object.values(dirs), PASSWORD), []);
+  await wd.clickCss('#profile-button');
+  await clickMenuItem('gui-lab');
+  await wd.waitText('#profile-name', (t) => t === 'gui-lab', 30000);
+  await wd.waitVisible(app('jupyter'), 30000);
+});
+
+test('closing the window keeps tunnels running; a second launch shows it again', async () => {
+  await wd.clickCss(`${app('jupyter')} .app-button`);
+  await wd.waitVisible(tunnelRow('jupyter'), 60000);
+  const port = Number((await wd.waitText(`${tunnelRow('jupyter')} .t-addr`, (t) => t.includes(':'))).split(':').pop());
+  await wd.ctrlKey('w');
+  await wd.waitFor('the window to hide', async () => !(await windowVisible()));
+  const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(20000) });
+  assert.match(await res.text(), new RegExp(MARKER), 'the tunnel still serves with the window closed');
+  assert.equal((await wd.invoke('tray_menu')).tunnels.length, 1);
+  // Single instance: launching again shows the running app instead of a second one.
+  const second = spawn(APP, [], { env, stdio: 'ignore' });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { second.kill('SIGKILL'); resolve('timeout'); }, 20000);
+    second.once('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  assert.notEqual(code, 'timeout', 'the second instance exits');
+  await wd.waitFor('the window to show again', windowVisible);
 });
 
 test('an endpoint that stops answering shows one banner with Retry', async () => {

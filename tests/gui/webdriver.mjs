@@ -66,6 +66,24 @@ export class Session {
     return this.cmd('GET', `/element/${id}/text`);
   }
 
+  // Presses `key` (a character or a WebDriver key code) with the Control key held.
+  async ctrlKey(key) {
+    const ctrl = '\uE009';
+    await this.cmd('POST', '/actions', {
+      actions: [{
+        type: 'key',
+        id: 'keyboard',
+        actions: [
+          { type: 'keyDown', value: ctrl },
+          { type: 'keyDown', value: key },
+          { type: 'keyUp', value: key },
+          { type: 'keyUp', value: ctrl },
+        ],
+      }],
+    });
+    await this.cmd('DELETE', '/actions');
+  }
+
   execute(script, args = []) {
     return this.cmd('POST', '/execute/sync', { script, args });
   }

@@ -23,28 +23,35 @@ pub fn listen_addr(bind: Option<&str>, port: Option<u16>) -> Result<SocketAddr, 
     Ok(SocketAddr::new(ip, port.unwrap_or(0)))
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so call it before announcing readiness: a signal sent right
+/// after the ready line then stops the command cleanly instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+        );
+        async move {
+            match handlers {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -81,6 +81,8 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         app: app.clone(),
     };
     let tunnel = Tunnel::start(target, bind, TunnelOptions::default(), &root).await?;
+    // Before the ready line: a SIGTERM right after it must stop us cleanly (exit 0).
+    let stop = shutdown_signal();
     let local = tunnel.local_addr();
     let url = app.protocol.is_web().then(|| launch::app_url(&app, local));
     // The key (sshd only) lives as long as the tunnel, then is removed.
@@ -132,7 +134,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         }
     };
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = stop => {}
         _ = reporter => {}
     }
     tunnel.stop().await;
