@@ -76,6 +76,8 @@ pub struct Emulators {
     pub signed: String,
     /// URL of the unsigned (skip_auth) emulator.
     pub unsigned: String,
+    /// Process ids of the signed and the unsigned emulator.
+    pub pids: (u32, u32),
     _children: Vec<Child>,
     _dir: tempfile::TempDir,
 }
@@ -132,9 +134,11 @@ impl Emulators {
         std::fs::write(&unsigned_cfg, config(targets, true))?;
         let (signed, a) = start_emulator(&bin, &signed_cfg).await?;
         let (unsigned, b) = start_emulator(&bin, &unsigned_cfg).await?;
+        let pids = (a.id().context("pid")?, b.id().context("pid")?);
         Ok(Emulators {
             signed,
             unsigned,
+            pids,
             _children: vec![a, b],
             _dir: dir,
         })

@@ -40,6 +40,9 @@ struct Args {
     /// Concurrent connections in the scale scenario.
     #[arg(long, default_value_t = 1000)]
     scale_connections: usize,
+    /// Only these contenders (comma-separated names), e.g. `direct,porthole` while tuning.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Repeated samples of one figure.
@@ -99,15 +102,18 @@ async fn main() -> Result<()> {
     }
     let targets = Targets::start().await?;
     let emulators = Emulators::start(&tools, &targets).await?;
-    let kinds = [
+    let kinds: Vec<Kind> = [
         Kind::Direct,
         Kind::Porthole,
         Kind::Official,
         Kind::Websocat,
         Kind::WebsocatPair,
-    ];
+    ]
+    .into_iter()
+    .filter(|k| args.only.is_empty() || args.only.iter().any(|o| o == k.name()))
+    .collect();
     let mut contenders = Vec::new();
-    for kind in kinds {
+    for &kind in &kinds {
         eprintln!("starting {}", kind.name());
         contenders.push(
             Contender::start(kind, &tools, &targets, &emulators)
@@ -144,29 +150,40 @@ async fn main() -> Result<()> {
         ] {
             let mut samples = Vec::new();
             let mut cpu_per_gib = Vec::new();
+            let mut relay_cpu_per_gib = Vec::new();
+            // The emulator relays for every tunnelled contender: its CPU is part of the
+            // path's cost on this 2-core machine, and shows where the ceiling is.
+            let relay_pid = match c.kind {
+                Kind::Porthole | Kind::Official => Some(emulators.pids.0),
+                Kind::Websocat => Some(emulators.pids.1),
+                Kind::Direct | Kind::WebsocatPair => None,
+            };
             for _ in 0..args.reps {
-                let cpu_before = c
-                    .pids
-                    .get("iperf")
-                    .map(|p| measure::cpu_seconds(*p))
-                    .transpose()?;
+                let cpu_before = c.pids.get("iperf").map(|p| measure::cpu_seconds(*p)).transpose()?;
+                let relay_before = relay_pid.map(measure::cpu_seconds).transpose()?;
                 let (rate, bytes) = measure::throughput(iperf, reverse, streams, args.secs).await?;
                 samples.push(rate / (1024.0 * 1024.0));
+                let gib = bytes as f64 / (1u64 << 30) as f64;
                 if let (Some(before), Some(pid)) = (cpu_before, c.pids.get("iperf")) {
-                    let used = measure::cpu_seconds(*pid)? - before;
                     if bytes > 0 {
-                        cpu_per_gib.push(used / (bytes as f64 / (1u64 << 30) as f64));
+                        cpu_per_gib.push((measure::cpu_seconds(*pid)? - before) / gib);
+                    }
+                }
+                if let (Some(before), Some(pid)) = (relay_before, relay_pid) {
+                    if bytes > 0 {
+                        relay_cpu_per_gib.push((measure::cpu_seconds(pid)? - before) / gib);
                     }
                 }
             }
             record(label, c.kind, samples);
-            if streams == 1 && !cpu_per_gib.is_empty() {
-                let metric = if reverse {
-                    "CPU s per GiB, down (tunnel process)"
-                } else {
-                    "CPU s per GiB, up (tunnel process)"
-                };
-                record(metric, c.kind, cpu_per_gib);
+            if streams == 1 {
+                let dir = if reverse { "down" } else { "up" };
+                if !cpu_per_gib.is_empty() {
+                    record(&format!("CPU s per GiB, {dir} (client-side tunnel process)"), c.kind, cpu_per_gib);
+                }
+                if !relay_cpu_per_gib.is_empty() {
+                    record(&format!("CPU s per GiB, {dir} (emulator relay)"), c.kind, relay_cpu_per_gib);
+                }
             }
         }
         let mut p50 = Vec::new();
@@ -178,6 +195,11 @@ async fn main() -> Result<()> {
         }
         record("latency 64 B one way, p50 (µs)", c.kind, p50);
         record("latency 64 B one way, p99 (µs)", c.kind, p99);
+        let mut setup = Vec::new();
+        for _ in 0..args.reps {
+            setup.push(measure::setup_latency(c.addrs["web"], 200).await?.0);
+        }
+        record("connection setup, one at a time: p50 to first byte (ms)", c.kind, setup);
         let mut rps = Vec::new();
         let mut ttfb = Vec::new();
         let mut errors = Vec::new();
@@ -192,7 +214,7 @@ async fn main() -> Result<()> {
             c.kind,
             rps,
         );
-        record("churn: p50 time to response (ms)", c.kind, ttfb);
+        record("churn, 4 at a time: p50 time to response (ms)", c.kind, ttfb);
         record("churn: errors", c.kind, errors);
     }
 
