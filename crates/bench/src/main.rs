@@ -159,7 +159,11 @@ async fn main() -> Result<()> {
                 Kind::Direct | Kind::WebsocatPair => None,
             };
             for _ in 0..args.reps {
-                let cpu_before = c.pids.get("iperf").map(|p| measure::cpu_seconds(*p)).transpose()?;
+                let cpu_before = c
+                    .pids
+                    .get("iperf")
+                    .map(|p| measure::cpu_seconds(*p))
+                    .transpose()?;
                 let relay_before = relay_pid.map(measure::cpu_seconds).transpose()?;
                 let (rate, bytes) = measure::throughput(iperf, reverse, streams, args.secs).await?;
                 samples.push(rate / (1024.0 * 1024.0));
@@ -179,10 +183,18 @@ async fn main() -> Result<()> {
             if streams == 1 {
                 let dir = if reverse { "down" } else { "up" };
                 if !cpu_per_gib.is_empty() {
-                    record(&format!("CPU s per GiB, {dir} (client-side tunnel process)"), c.kind, cpu_per_gib);
+                    record(
+                        &format!("CPU s per GiB, {dir} (client-side tunnel process)"),
+                        c.kind,
+                        cpu_per_gib,
+                    );
                 }
                 if !relay_cpu_per_gib.is_empty() {
-                    record(&format!("CPU s per GiB, {dir} (emulator relay)"), c.kind, relay_cpu_per_gib);
+                    record(
+                        &format!("CPU s per GiB, {dir} (emulator relay)"),
+                        c.kind,
+                        relay_cpu_per_gib,
+                    );
                 }
             }
         }
@@ -199,7 +211,11 @@ async fn main() -> Result<()> {
         for _ in 0..args.reps {
             setup.push(measure::setup_latency(c.addrs["web"], 200).await?.0);
         }
-        record("connection setup, one at a time: p50 to first byte (ms)", c.kind, setup);
+        record(
+            "connection setup, one at a time: p50 to first byte (ms)",
+            c.kind,
+            setup,
+        );
         let mut rps = Vec::new();
         let mut ttfb = Vec::new();
         let mut errors = Vec::new();
@@ -214,7 +230,11 @@ async fn main() -> Result<()> {
             c.kind,
             rps,
         );
-        record("churn, 4 at a time: p50 time to response (ms)", c.kind, ttfb);
+        record(
+            "churn, 4 at a time: p50 time to response (ms)",
+            c.kind,
+            ttfb,
+        );
         record("churn: errors", c.kind, errors);
     }
 
