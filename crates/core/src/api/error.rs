@@ -106,7 +106,7 @@ pub enum ApiError {
         secs: u64,
     },
     /// 401: the keypair or the login session was refused.
-    #[error("the server refused the credentials (401: {detail}). Check the access key and secret key, or sign in again.")]
+    #[error("the server refused the credentials (401: {detail}). Check the access and secret key (or the username and password) and sign in again.")]
     AuthFailed {
         /// The server's reason, e.g. "Signature mismatch".
         detail: String,
@@ -115,7 +115,7 @@ pub enum ApiError {
     #[error("the server rejected the request time (clock skew over 15 minutes). Set this computer's clock (e.g. enable NTP) and retry.")]
     ClockSkew,
     /// Web login refused the username or password.
-    #[error("sign-in failed: {detail}. Check the username and password.")]
+    #[error("sign-in failed: {}. Check the username and password.", detail.trim_end_matches('.'))]
     LoginFailed {
         /// The server's reason.
         detail: String,
@@ -156,7 +156,7 @@ pub enum ApiError {
         detail: String,
     },
     /// 502 from the web server: its upstream call failed and the reason is hidden.
-    #[error("the web server could not reach the manager or open the app (502 {detail}). Check that the session and app exist and are running; the reason is only in the server's log.")]
+    #[error("the web server answered 502 ({detail}): the manager is down or refused to open the app, and only the server's log says which. Check that the session and app are running, or retry later.")]
     BadGateway {
         /// The web server's text.
         detail: String,

@@ -1,11 +1,22 @@
 //! Opens the signed WebSocket that carries one tunnelled connection.
+//!
+//! The HTTP upgrade is done here rather than by tungstenite's client handshake, because a
+//! refused upgrade must be read in full: the real manager (aiohttp) writes an error reply's
+//! head and its problem+json body separately, and tungstenite keeps only the bytes that came
+//! with the head, so about one refusal in seven lost its body (and Porthole its message:
+//! "404 (no detail)" instead of "session ... has no app ..."). Here the body is read by its
+//! `Content-Length` (or to the end), within a short bound.
 
+use std::io;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::handshake::client::{generate_key, Request};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::{one_line, ApiError, BackendClient, ComputeSession, ProxyKind};
 
@@ -15,6 +26,18 @@ pub type AppStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Largest message accepted from the server. The manager sends at most 256 KiB per frame;
 /// the limit only guards memory against a misbehaving peer.
 pub const MAX_INCOMING_MESSAGE: usize = 16 << 20;
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest error body read.
+const MAX_ERROR_BODY: usize = 1024 * 1024;
+/// How long the rest of an error body may take after its head.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
+
+/// Bytes read from the server per syscall. tungstenite zero-fills this much of its read
+/// buffer on the first read, so it is what an idle connection costs in memory; 16 KiB
+/// keeps 1,000 idle connections small while bulk reads stay efficient.
+pub const READ_BUFFER: usize = 16 * 1024;
 
 /// Opens a WebSocket to `app` of `session`, waiting up to `handshake_timeout` for the
 /// server to start the app and answer 101.
@@ -27,17 +50,13 @@ pub async fn open_app_stream(
 ) -> Result<AppStream, ApiError> {
     let request = client.stream_request(session, app, kind)?;
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_INCOMING_MESSAGE))
         .max_frame_size(Some(MAX_INCOMING_MESSAGE));
-    let handshake = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config),
-        true,
-        Some(Connector::Rustls(client.tls_config())),
-    );
+    let handshake = upgrade(request, client.tls_config(), config);
     match tokio::time::timeout(handshake_timeout, handshake).await {
-        Ok(Ok((stream, _response))) => Ok(stream),
-        Ok(Err(e)) => Err(map_handshake_error(client, session, app, e)),
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(map_failure(client, session, app, e)),
         Err(_) => Err(ApiError::Timeout {
             what: format!("waiting for {app} in {} to start", session.name),
             secs: handshake_timeout.as_secs(),
@@ -45,30 +64,398 @@ pub async fn open_app_stream(
     }
 }
 
-fn map_handshake_error(
+/// Why an upgrade did not give a WebSocket.
+#[derive(Debug)]
+pub(crate) enum UpgradeFailure {
+    /// Connecting or talking to the server failed.
+    Io(io::Error),
+    /// The TLS handshake failed.
+    Tls(String),
+    /// The server answered something other than 101: its status and whole body.
+    Refused { status: u16, body: Vec<u8> },
+    /// The server's reply is not a valid upgrade.
+    Protocol(String),
+}
+
+impl From<io::Error> for UpgradeFailure {
+    fn from(e: io::Error) -> Self {
+        UpgradeFailure::Io(e)
+    }
+}
+
+fn map_failure(
     client: &BackendClient,
     session: &ComputeSession,
     app: &str,
-    error: WsError,
+    failure: UpgradeFailure,
 ) -> ApiError {
     let endpoint = client.endpoint().to_string();
-    match error {
-        WsError::Http(response) => {
-            let status = response.status().as_u16();
-            let body = response.body().as_deref().unwrap_or_default();
-            ApiError::from_reply(status, body, Some((&session.name, app)))
+    match failure {
+        UpgradeFailure::Refused { status, body } => {
+            ApiError::from_reply(status, &body, Some((&session.name, app)))
         }
-        WsError::Tls(e) => ApiError::Tls {
+        UpgradeFailure::Tls(detail) => ApiError::Tls {
+            endpoint,
+            detail: one_line(&detail, 200),
+        },
+        UpgradeFailure::Io(e) => ApiError::Unreachable {
             endpoint,
             detail: one_line(&e.to_string(), 200),
         },
-        WsError::Io(e) => ApiError::Unreachable {
-            endpoint,
-            detail: one_line(&e.to_string(), 200),
-        },
-        other => ApiError::UnexpectedReply(format!(
+        UpgradeFailure::Protocol(detail) => ApiError::UnexpectedReply(format!(
             "the WebSocket handshake with {endpoint} failed: {}",
-            one_line(&other.to_string(), 200)
+            one_line(&detail, 200)
         )),
+    }
+}
+
+/// Connects (TLS for `wss://`), sends the upgrade `request` with its headers, and returns
+/// the WebSocket on 101, or the whole refusal.
+pub(crate) async fn upgrade(
+    request: Request,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    config: WebSocketConfig,
+) -> Result<AppStream, UpgradeFailure> {
+    let uri = request.uri().clone();
+    let secure = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        other => {
+            return Err(UpgradeFailure::Protocol(format!(
+                "unsupported scheme {other:?}"
+            )))
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| UpgradeFailure::Protocol("the URL has no host".into()))?;
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((bare_host, port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = if secure {
+        let name = ServerName::try_from(bare_host.to_owned())
+            .map_err(|e| UpgradeFailure::Tls(format!("invalid server name {bare_host:?}: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| UpgradeFailure::Tls(e.to_string()))?;
+        MaybeTlsStream::Rustls(tls)
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+
+    let key = generate_key();
+    let host_header = match uri.port_u16() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut head = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host_header}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+    );
+    for (name, value) in request.headers() {
+        let lower = name.as_str();
+        if matches!(lower, "host" | "connection" | "upgrade") || lower.starts_with("sec-websocket-")
+        {
+            continue;
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| UpgradeFailure::Protocol(format!("header {lower} is not ASCII")))?;
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+
+    let (reply, mut buf) = read_head(&mut stream).await?;
+    if reply.status == 101 {
+        let header_has = |name: &str, token: &str| {
+            reply
+                .header(name)
+                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        if !header_has("upgrade", "websocket") || !header_has("connection", "upgrade") {
+            return Err(UpgradeFailure::Protocol(
+                "101 without Upgrade: websocket".into(),
+            ));
+        }
+        if reply.header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_str())
+        {
+            return Err(UpgradeFailure::Protocol(
+                "wrong Sec-WebSocket-Accept in the 101".into(),
+            ));
+        }
+        // Frames may have come in the same read as the head (sshd speaks first).
+        return Ok(
+            WebSocketStream::from_partially_read(stream, buf, Role::Client, Some(config)).await,
+        );
+    }
+    read_body(&mut stream, &reply, &mut buf).await;
+    Err(UpgradeFailure::Refused {
+        status: reply.status,
+        body: buf,
+    })
+}
+
+/// A parsed response head.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads up to the end of the response head; returns it and the bytes read after it.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Head, Vec<u8>), UpgradeFailure> {
+    let mut buf = Vec::with_capacity(4096);
+    let end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(UpgradeFailure::Protocol(
+                "the reply head is too large".into(),
+            ));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(UpgradeFailure::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before answering the upgrade",
+            )));
+        }
+    };
+    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| UpgradeFailure::Protocol(format!("not an HTTP reply: {status_line:?}")))?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok((Head { status, headers }, buf.split_off(end)))
+}
+
+/// Completes an error reply's body in `buf`: by `Content-Length`, chunked, or to the end of
+/// the connection; at most [`MAX_ERROR_BODY`] bytes within [`ERROR_BODY_WAIT`]. A body that
+/// does not come in time is left as it is.
+async fn read_body<S: AsyncRead + Unpin>(stream: &mut S, head: &Head, buf: &mut Vec<u8>) {
+    let length = head
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let complete = |buf: &[u8]| match (length, chunked) {
+        (Some(n), _) => buf.len() >= n,
+        (None, true) => dechunk(buf).is_some(),
+        (None, false) => false,
+    };
+    let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
+        while !complete(buf) && buf.len() < MAX_ERROR_BODY {
+            match stream.read_buf(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if let Some(n) = length {
+        buf.truncate(n);
+    } else if chunked {
+        if let Some(body) = dechunk(buf) {
+            *buf = body;
+        }
+    }
+}
+
+/// The payload of a complete chunked body, or `None` while it is incomplete.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = find(data, b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if data.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    fn tls() -> std::sync::Arc<rustls::ClientConfig> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        std::sync::Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        )
+    }
+
+    /// A server that answers one connection with `parts`, written separately with a pause
+    /// in between (as aiohttp writes a head and its body), then stays open.
+    async fn server(parts: Vec<Vec<u8>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while find(&head, b"\r\n\r\n").is_none() {
+                let mut chunk = [0u8; 1024];
+                let n = socket.read(&mut chunk).await.unwrap();
+                head.extend_from_slice(&chunk[..n]);
+            }
+            for part in parts {
+                socket.write_all(&part).await.unwrap();
+                socket.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut rest = Vec::new();
+            let _ = socket.read_to_end(&mut rest).await;
+        });
+        format!("ws://{addr}/stream/session/s/tcpproxy?app=x")
+    }
+
+    fn config() -> WebSocketConfig {
+        WebSocketConfig::default()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_read_in_full_when_its_body_comes_later() {
+        let body = br#"{"type": "https://api.backend.ai/probs/object-not-found", "title": "No such app service.", "msg": "s:x"}"#;
+        let head = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let url = server(vec![head.into_bytes(), body.to_vec()]).await;
+        let request = url.into_client_request().unwrap();
+        match upgrade(request, tls(), config()).await {
+            Err(UpgradeFailure::Refused { status, body: got }) => {
+                assert_eq!(status, 404);
+                assert_eq!(got, body);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_refusal_is_decoded() {
+        let url = server(vec![
+            b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            b"5\r\nhello\r\n".to_vec(),
+            b"6\r\n world\r\n0\r\n\r\n".to_vec(),
+        ])
+        .await;
+        match upgrade(url.into_client_request().unwrap(), tls(), config()).await {
+            Err(UpgradeFailure::Refused { status, body }) => {
+                assert_eq!((status, body.as_slice()), (502, &b"hello world"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_in_the_same_read_as_the_101_are_kept() {
+        // A real WebSocket server that sends a frame at once (as sshd's banner comes).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+            ws.send(Message::Binary(b"SSH-2.0-test\r\n".to_vec().into()))
+                .await
+                .unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Binary(data) = msg {
+                    ws.send(Message::Binary(data)).await.unwrap();
+                }
+            }
+        });
+        let mut request = format!("ws://{addr}/x?app=sshd")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("x-backendai-version", "v7.20230615".parse().unwrap());
+        let mut ws = upgrade(request, tls(), config()).await.unwrap();
+        let first = ws.next().await.unwrap().unwrap();
+        assert_eq!(first, Message::Binary(b"SSH-2.0-test\r\n".to_vec().into()));
+        ws.send(Message::Binary(b"ping".to_vec().into()))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed, Message::Binary(b"ping".to_vec().into()));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_is_refused() {
+        let url = server(vec![b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n".to_vec()]).await;
+        match upgrade(url.into_client_request().unwrap(), tls(), config()).await {
+            Err(UpgradeFailure::Protocol(text)) => assert!(text.contains("Accept"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_io_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let request = format!("ws://127.0.0.1:{port}/x")
+            .into_client_request()
+            .unwrap();
+        assert!(matches!(
+            upgrade(request, tls(), config()).await,
+            Err(UpgradeFailure::Io(_))
+        ));
+    }
+
+    #[test]
+    fn dechunking() {
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(dechunk(b"3\r\nab"), None);
+        assert_eq!(
+            dechunk(b"a;ext=1\r\n0123456789\r\n0\r\n"),
+            Some(b"0123456789".to_vec())
+        );
     }
 }
