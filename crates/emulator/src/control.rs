@@ -7,6 +7,7 @@
 //! | `POST /_emulator/sessions/{name_or_id}/status` `{"status": "TERMINATED", "status_info"?: ".."}` | sets the status (see [`crate::RunningEmulator::set_session_status`]); replies with the session |
 //! | `GET /_emulator/relays` | `{"open": N}` open tunnel relays |
 //! | `POST /_emulator/shutdown` | 202; the emulator shuts down (relays closed with 1001) |
+//! | `POST /_emulator/manager` `{"up": false}` | takes the manager behind the web server down (or back up); see [`crate::RunningEmulator::set_manager_up`]; replies `{"up": bool}` |
 //!
 //! Errors are problem+json: 404 unknown session, 400 unknown status or bad body.
 
@@ -78,6 +79,21 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Response {
         (&Method::GET, ["relays"]) => {
             let open = *shared.relays.borrow();
             json_response(StatusCode::OK, &J::obj().with("open", open))
+        }
+        (&Method::POST, ["manager"]) => {
+            let up = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("up").and_then(serde_json::Value::as_bool));
+            let Some(up) = up else {
+                return Problem::invalid_api_params()
+                    .msg("body must be {\"up\": true|false}")
+                    .into_response();
+            };
+            shared
+                .manager_up
+                .store(up, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(up, "control: manager availability changed");
+            json_response(StatusCode::OK, &J::obj().with("up", up))
         }
         (&Method::POST, ["shutdown"]) => {
             tracing::info!("control: shutdown requested");

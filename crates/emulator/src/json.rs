@@ -38,6 +38,28 @@ impl J {
         }
     }
 
+    /// The value with every object's keys in PostgreSQL `jsonb` order (shorter keys first,
+    /// then bytewise), as a value read back from a `jsonb` column is.
+    pub(crate) fn jsonb_ordered(self) -> Self {
+        match self {
+            J::Arr(items) => J::Arr(items.into_iter().map(J::jsonb_ordered).collect()),
+            J::Obj(mut fields) => {
+                fields.sort_by(|(a, _), (b, _)| {
+                    a.len()
+                        .cmp(&b.len())
+                        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+                });
+                J::Obj(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (k, v.jsonb_ordered()))
+                        .collect(),
+                )
+            }
+            other => other,
+        }
+    }
+
     /// Serialises like Python's `json.dumps(value)`.
     pub(crate) fn dumps(&self) -> String {
         let mut out = String::new();
@@ -173,6 +195,21 @@ mod tests {
         assert_eq!(
             value.dumps(),
             r#"[{"name": "sshd", "protocol": "tcp", "container_ports": [2200], "is_inference": false, "note": null}]"#
+        );
+    }
+
+    #[test]
+    fn jsonb_key_order() {
+        let value = J::obj()
+            .with("name", "sshd")
+            .with("protocol", "tcp")
+            .with("container_ports", vec![2200u16])
+            .with("host_ports", vec![12200u16])
+            .with("is_inference", false)
+            .with("nam", J::obj().with("bb", 1i64).with("a", 2i64));
+        assert_eq!(
+            value.jsonb_ordered().dumps(),
+            r#"{"nam": {"a": 2, "bb": 1}, "name": "sshd", "protocol": "tcp", "host_ports": [12200], "is_inference": false, "container_ports": [2200]}"#
         );
     }
 

@@ -130,7 +130,7 @@ pub(crate) fn check(raw: &Value, keys: &[Key]) -> Result<HashMap<&'static str, V
                 Ok(v) => {
                     out.insert(canonical, v);
                 }
-                Err(msg) => errors.push((canonical.to_owned(), J::from(msg))),
+                Err(msg) => errors.push((canonical.to_owned(), error_of(key.kind, msg))),
             },
         }
     }
@@ -143,6 +143,17 @@ pub(crate) fn check(raw: &Value, keys: &[Key]) -> Result<HashMap<&'static str, V
         Ok(out)
     } else {
         Err(Problem::input_validation(errors))
+    }
+}
+
+/// The error trafaret reports for a value: an optional kind is `t.Null | X`, whose `Or`
+/// error lists each alternative's complaint by index.
+fn error_of(kind: Kind, msg: String) -> J {
+    match kind {
+        Kind::Str => J::from(msg),
+        Kind::OptStr | Kind::OptInt { .. } | Kind::OptMap => {
+            J::obj().with("0", "value should be None").with("1", msg)
+        }
     }
 }
 
@@ -210,7 +221,7 @@ mod tests {
         let err = check(&raw, KEYS).unwrap_err();
         assert_eq!(
             err.data.clone().unwrap().dumps(),
-            r#"{"port": "value is less than 1024"}"#
+            r#"{"port": {"0": "value should be None", "1": "value is less than 1024"}}"#
         );
         let err = raw_params(b"{nope", None).unwrap_err();
         assert_eq!(err.msg.as_deref(), Some("Malformed body"));

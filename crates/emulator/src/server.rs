@@ -131,6 +131,19 @@ impl RunningEmulator {
             .map(|_| ())
     }
 
+    /// Takes the manager behind the web server down (`false`) or brings it back (`true`).
+    /// While it is down, the web server side answers as 23.09's does when its manager
+    /// refuses connections: 502 `bad-gateway` for `/func/...` (the anonymous `GET /func/`
+    /// included) and tunnels, 502 with `details` for `POST /server/login`; login-check and
+    /// logout still work. Requests made directly to the manager (API mode) are still served:
+    /// to emulate an unreachable manager there, stop the emulator.
+    pub fn set_manager_up(&self, up: bool) {
+        self.shared
+            .manager_up
+            .store(up, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(up, "manager availability changed");
+    }
+
     /// A session's current status.
     pub fn session_status(&self, session: &str) -> Result<String, EmulatorError> {
         self.shared.find_any_session(session).map(|s| s.status())

@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) relays: watch::Sender<usize>,
+    /// Whether the manager behind the web server answers (see
+    /// [`crate::RunningEmulator::set_manager_up`]).
+    pub(crate) manager_up: std::sync::atomic::AtomicBool,
     pub(crate) user_ids: HashMap<String, Uuid>,
 }
 
@@ -122,8 +125,14 @@ impl Shared {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             relays: watch::Sender::new(0),
+            manager_up: std::sync::atomic::AtomicBool::new(true),
             user_ids,
         })
+    }
+
+    /// Whether the manager is up (the web server's upstream calls succeed).
+    pub(crate) fn manager_is_up(&self) -> bool {
+        self.manager_up.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// An active keypair by access key.
@@ -318,7 +327,9 @@ impl SessionRt {
                         port.push("is_inference", cfg.is_inference);
                     }
                     push_optional_fields(&mut port, cfg);
-                    port
+                    // The manager stores them in a PostgreSQL jsonb column, which hands the
+                    // keys back in its own order.
+                    port.jsonb_ordered()
                 })
                 .collect(),
         ))
@@ -446,11 +457,11 @@ mod tests {
         let a = state.find_session("AK1", "a").unwrap();
         assert_eq!(
             a.service_ports(ApiVersion::POST_DOWNLOAD).unwrap().dumps(),
-            r#"[{"name": "sshd", "protocol": "tcp", "container_ports": [2200], "host_ports": [1], "is_inference": false}]"#
+            r#"[{"name": "sshd", "protocol": "tcp", "host_ports": [1], "is_inference": false, "container_ports": [2200]}]"#
         );
         assert_eq!(
             a.service_ports(ApiVersion::SESSION_PATHS).unwrap().dumps(),
-            r#"[{"name": "sshd", "protocol": "tcp", "container_ports": [2200], "host_ports": [1]}]"#
+            r#"[{"name": "sshd", "protocol": "tcp", "host_ports": [1], "container_ports": [2200]}]"#
         );
     }
 

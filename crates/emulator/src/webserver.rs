@@ -115,6 +115,28 @@ fn web_problem(status: StatusCode, slug: &str, title: &str) -> Response {
         .into_response()
 }
 
+/// What the web server answers when its manager refuses connections: 502 `bad-gateway`,
+/// with the client library's error as `details` on `/server/login`.
+fn manager_unreachable(details: bool) -> Response {
+    let mut body = J::obj()
+        .with("type", format!("{PROBS}bad-gateway"))
+        .with("title", "The proxy target server is inaccessible.");
+    if details {
+        body.push(
+            "details",
+            "BackendClientError(\"Request to the API endpoint has failed.\\nCheck your network \
+             connection and/or the server status.\\n\u{279c} ClientConnectorError(ConnectionRefusedError(111, \
+             'Connection refused'))\")",
+        );
+    }
+    (
+        StatusCode::BAD_GATEWAY,
+        [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
+        body.dumps(),
+    )
+        .into_response()
+}
+
 fn method_not_allowed() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
@@ -207,6 +229,12 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
             "too-many-requests",
             "Too many failed login attempts",
         );
+    }
+    if !shared.manager_is_up() {
+        // The anonymous `User.authorize` call to the manager fails: a client error, which
+        // is not a failed login (the counter is not touched).
+        tracing::info!(%username, "login: the manager is down");
+        return manager_unreachable(true);
     }
     let user = shared
         .users
@@ -330,12 +358,18 @@ pub(crate) async fn func(shared: &Arc<Shared>, mut req: Req) -> Response {
     }
     req.path = rest;
     if req.path == "/" && req.parts.method == Method::GET {
+        if !shared.manager_is_up() {
+            return manager_unreachable(false);
+        }
         return manager::handle(shared, req, Via::WebAnonymous).await;
     }
     let id = request_session_id(&req.parts.headers);
     let Some(access_key) = shared.web.logged_in(id.as_deref()) else {
         return Problem::web_unauthorized().into_response();
     };
+    if !shared.manager_is_up() {
+        return manager_unreachable(false);
+    }
     manager::handle(shared, req, Via::Web { access_key }).await
 }
 

@@ -411,3 +411,85 @@ async fn shutdown_closes_session_mode_relays() {
     within(emu.shutdown()).await;
     assert_eq!(closing.await.unwrap(), 1001);
 }
+
+/// With the manager down, the web server answers 502 to everything that needs it (as 23.09's
+/// does when its manager refuses connections), keeps its own login sessions, and recovers.
+#[tokio::test]
+async fn manager_down_gives_502_until_it_is_back() {
+    let echo = echo_server().await;
+    let emu = start(&config_toml(V7, echo, "")).await;
+    let id = logged_in(&emu).await;
+    let http = reqwest::Client::new();
+    let gql = json!({"query": "{ compute_session_list(limit:1, offset:0){ total_count } }"});
+    emu.set_manager_up(false);
+
+    let bad_gateway = json!({
+        "type": "https://api.backend.ai/probs/bad-gateway",
+        "title": "The proxy target server is inaccessible."
+    });
+    let resp = within(http.get(format!("{}/func/", emu.endpoint_url())).send())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.json::<Value>().await.unwrap(), bad_gateway);
+    let resp = within(
+        http.post(format!("{}/func/admin/gql", emu.endpoint_url()))
+            .header("X-BackendAI-SessionID", &id)
+            .json(&gql)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 502);
+    // Not logged in is still the web server's own 401.
+    let resp = within(
+        http.post(format!("{}/func/admin/gql", emu.endpoint_url()))
+            .json(&gql)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 401);
+    let err = ws_with_headers(
+        &emu,
+        "/func/stream/session/train-1/tcpproxy?app=echo",
+        &[("X-BackendAI-SessionID", &id)],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(handshake_error(err), (502, bad_gateway.clone()));
+    // A login needs the manager: 502 with the client error as `details`, and it does not
+    // count as a failed login.
+    for _ in 0..12 {
+        let resp = login(&emu, USER, "wrong").await;
+        assert_eq!(resp.status(), 502);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["title"], bad_gateway["title"]);
+        assert!(body["details"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"));
+    }
+    // Login sessions are the web server's own.
+    let resp = within(
+        http.post(format!("{}/server/login-check", emu.endpoint_url()))
+            .header("X-BackendAI-SessionID", &id)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["authenticated"], true);
+
+    emu.set_manager_up(true);
+    let resp = within(
+        http.post(format!("{}/func/admin/gql", emu.endpoint_url()))
+            .header("X-BackendAI-SessionID", &id)
+            .json(&gql)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(login(&emu, USER, PASSWORD).await.status(), 200);
+    emu.shutdown().await;
+}
