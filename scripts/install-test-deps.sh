@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian/Ubuntu, skipping what is already there:
-# build packages, the real servers and tools the end-to-end tests drive, the `work` user
-# Backend.AI containers log in as, and the official backend.ai-client in a venv.
+# build packages, the real servers and tools the end-to-end tests drive, key-only login for
+# the `work` user Backend.AI containers log in as, and the official backend.ai-client in a venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +22,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Backend.AI containers run sshd for the user `work`; the tests log in as it when it
-# exists (they fall back to the current user otherwise).
-if [ "$(id -u)" -eq 0 ]; then
-  id work >/dev/null 2>&1 || useradd --create-home --shell /bin/bash work
-  # Key-only login: '*' has no password yet is not "locked" ('!'), which sshd refuses.
+# exists (the real-manager rig creates it, with its home under /opt/bai-rig), else as the
+# current user. Key-only login needs a password field of '*': '!' means "locked", which
+# sshd refuses.
+if [ "$(id -u)" -eq 0 ] && id work >/dev/null 2>&1; then
   if [ "$(getent shadow work | cut -d: -f2)" != "*" ]; then usermod -p '*' work; fi
 fi
 # sshd needs its privilege-separation directory.

@@ -39,10 +39,8 @@ if [ "$node_major" -lt 20 ]; then
   echo "test-gui: Node.js 20 or newer is required (found $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
-# Backend.AI containers run sshd for `work`; the tests log in as it when it exists.
-if [ "$(id -u)" -eq 0 ] && ! id work >/dev/null 2>&1; then
-  useradd --create-home --shell /bin/bash work
-fi
+# Backend.AI containers run sshd for `work`; the tests log in as it when it exists
+# (scripts/install-test-deps.sh makes its key-only login work), else as the current user.
 [ -d /run/sshd ] || $SUDO mkdir -p /run/sshd
 
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -16,3 +16,5 @@ echo "== cargo test (unit tests, engine tests, CLI end-to-end tests)"
 cargo test --workspace --locked
 echo "== desktop app end-to-end tests (real window under Xvfb, WebDriver, keychain)"
 ./scripts/test-gui.sh
+echo "== conformance: the same scenarios on the emulator, the real manager and the real web server"
+./scripts/test-conformance.sh

@@ -1,0 +1,490 @@
+//! The targets a scenario runs against, and the emulator configured like the rig.
+//!
+//! - `emulator-api` / `emulator-session`: `porthole-emulator` serving the rig's sessions and
+//!   apps (same names, ids, keys, users, service ports), backed by the rig's real services
+//!   when the rig is up, else by stand-ins started by the test (a real OpenSSH sshd, a TCP
+//!   echo server, `python3 -m http.server` pages for ttyd and jupyter).
+//! - `manager`: the real manager 23.09.10 in API mode (`http://127.0.0.1:18081`).
+//! - `webserver`: the real web server 23.09.10 in session mode (`http://127.0.0.1:18080`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use porthole_e2e::{bin, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Notify;
+
+use crate::raw::{Auth, Raw, Via};
+use crate::rig;
+
+/// One column of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    EmulatorApi,
+    EmulatorSession,
+    Manager,
+    WebServer,
+}
+
+impl Column {
+    pub fn label(self) -> &'static str {
+        match self {
+            Column::EmulatorApi => "emulator-api",
+            Column::EmulatorSession => "emulator-session",
+            Column::Manager => "manager",
+            Column::WebServer => "webserver",
+        }
+    }
+
+    pub fn session_mode(self) -> bool {
+        matches!(self, Column::EmulatorSession | Column::WebServer)
+    }
+
+    pub fn is_real(self) -> bool {
+        matches!(self, Column::Manager | Column::WebServer)
+    }
+}
+
+/// A fault the scenario needs from the start (the rig's switches; the emulator's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// `start_service` of this app fails (rig: `fail-services`).
+    StartFailure(&'static str),
+    /// The app's port refuses connections although its start was reported (rig:
+    /// `nocheck-services` plus the `apps` service stopped).
+    RefusedPort(&'static str),
+}
+
+/// The agent error the rig's fake agent reports for `fail-services` (fake_agent.py).
+pub fn injected_failure(app: &str) -> String {
+    format!("{app} failed to start (injected by rig)")
+}
+
+/// The real services behind the apps of `rig-running`.
+pub struct Backends {
+    pub sshd: String,
+    pub ttyd: String,
+    pub jupyter: String,
+    pub echo: String,
+    /// The `id_container` that logs in to `sshd`.
+    pub key: PathBuf,
+    /// The login user of `sshd`.
+    pub ssh_user: String,
+    /// Whether these are the rig's own services (else stand-ins).
+    pub rig: bool,
+    _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Backends {
+    /// The rig's services.
+    pub fn rig() -> Arc<Backends> {
+        let port = |name: &str| {
+            rig::APPS
+                .iter()
+                .find(|a| a.0 == name)
+                .map(|a| format!("127.0.0.1:{}", a.3))
+                .unwrap()
+        };
+        Arc::new(Backends {
+            sshd: port("sshd"),
+            ttyd: port("ttyd"),
+            jupyter: port("jupyter"),
+            echo: port("echo"),
+            key: rig::ssh_key(),
+            ssh_user: "work".into(),
+            rig: true,
+            _keep: Vec::new(),
+        })
+    }
+
+    /// Stand-ins started by this test.
+    pub async fn standalone() -> Arc<Backends> {
+        let sshd = Sshd::start().await;
+        let ttyd = HttpServer::start(
+            "<!doctype html><title>ttyd stand-in</title><p>rig-running: ttyd stand-in</p>\n",
+        )
+        .await;
+        let jupyter = HttpServer::start(
+            "<!doctype html><html><head><title>JupyterLab</title></head>\
+             <body>JupyterLab stand-in (python3 -m http.server)</body></html>\n",
+        )
+        .await;
+        std::fs::create_dir_all(jupyter.root.path().join("api")).unwrap();
+        std::fs::write(
+            jupyter.root.path().join("api/status"),
+            r#"{"connections": 0, "kernels": 0, "started": "stand-in"}"#,
+        )
+        .unwrap();
+        let echo = echo_server().await;
+        Arc::new(Backends {
+            sshd: sshd.target(),
+            ttyd: ttyd.target(),
+            jupyter: jupyter.target(),
+            echo,
+            key: sshd.client_key.clone(),
+            ssh_user: sshd.user.clone(),
+            rig: false,
+            _keep: vec![Box::new(sshd), Box::new(ttyd), Box::new(jupyter)],
+        })
+    }
+}
+
+/// A TCP echo server on a free port, for as long as the test runtime lives.
+async fn echo_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = socket.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The emulator config that mirrors the rig: keypair, user, `rig-running` with the four
+/// apps on the same container ports, `rig-pending` PENDING with no ports, and the fault.
+pub fn rig_like_config(b: &Backends, fault: Fault) -> String {
+    let mut toml = format!(
+        "api_version = \"{v}\"\nmanager_version = \"{m}\"\n\n\
+         [[keypairs]]\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\n\n\
+         [[users]]\nusername = \"{u}\"\npassword = \"{p}\"\naccess_key = \"{ak}\"\n\n\
+         [[sessions]]\nname = \"rig-running\"\nid = \"{rid}\"\nstatus = \"RUNNING\"\n\
+         image = \"{img}\"\ngroup_id = \"{gid}\"\nfiles = {{ id_container = \"{key}\" }}\n",
+        v = rig::API_VERSION,
+        m = rig::MANAGER_VERSION,
+        ak = rig::ACCESS_KEY,
+        sk = rig::SECRET_KEY,
+        u = rig::USERNAME,
+        p = rig::PASSWORD,
+        rid = rig::RUNNING_ID,
+        img = rig::IMAGE,
+        gid = rig::GROUP_ID,
+        key = b.key.display(),
+    );
+    for (name, protocol, container_port, _) in rig::APPS {
+        let mut target = match name {
+            "sshd" => b.sshd.clone(),
+            "ttyd" => b.ttyd.clone(),
+            "jupyter" => b.jupyter.clone(),
+            _ => b.echo.clone(),
+        };
+        let mut extra = String::new();
+        match fault {
+            Fault::StartFailure(app) if app == name => {
+                extra = format!("start_failure = \"{}\"\n", injected_failure(app));
+            }
+            Fault::RefusedPort(app) if app == name => {
+                // Nothing listens there (the rig stops its real service instead).
+                target = format!("127.0.0.1:{}", porthole_e2e::free_port());
+            }
+            _ => {}
+        }
+        toml.push_str(&format!(
+            "\n[[sessions.services]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\n\
+             container_ports = [{container_port}]\ntarget = \"{target}\"\n{extra}"
+        ));
+    }
+    toml.push_str(&format!(
+        "\n[[sessions]]\nname = \"rig-pending\"\nid = \"{}\"\nstatus = \"PENDING\"\n\
+         status_info = \"no-available-instances\"\nimage = \"{}\"\ngroup_id = \"{}\"\n",
+        rig::PENDING_ID,
+        rig::IMAGE,
+        rig::GROUP_ID
+    ));
+    toml
+}
+
+/// One target of one scenario run.
+pub struct Target {
+    pub column: Column,
+    /// `http://127.0.0.1:PORT`: the manager (API mode) or the web server (session mode).
+    pub endpoint: String,
+    pub backends: Arc<Backends>,
+    emulator: Option<tokio::sync::Mutex<Emulator>>,
+    /// The rig's manager, stopped by [`Target::manager_down`].
+    rig_fault: tokio::sync::Mutex<Option<rig::RigFault>>,
+}
+
+impl Target {
+    /// The real manager or web server.
+    pub fn real(column: Column, backends: Arc<Backends>) -> Target {
+        let endpoint = if column.session_mode() {
+            rig::WEB_URL
+        } else {
+            rig::MANAGER_URL
+        };
+        Target {
+            column,
+            endpoint: endpoint.into(),
+            backends,
+            emulator: None,
+            rig_fault: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The emulator configured like the rig, with `fault`.
+    pub async fn emulator(column: Column, backends: Arc<Backends>, fault: Fault) -> Target {
+        let mode = if column.session_mode() {
+            Mode::Session
+        } else {
+            Mode::ApiV8
+        };
+        let emulator = Emulator::start(mode, &rig_like_config(&backends, fault)).await;
+        Target {
+            column,
+            endpoint: emulator.url.clone(),
+            backends,
+            emulator: Some(tokio::sync::Mutex::new(emulator)),
+            rig_fault: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn session_mode(&self) -> bool {
+        self.column.session_mode()
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.column.is_real()
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.column.label()
+    }
+
+    /// The BACKEND_* environment of the official client for this target.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("BACKEND_ENDPOINT", self.endpoint.clone())];
+        if self.session_mode() {
+            vars.extend([
+                ("BACKEND_ENDPOINT_TYPE", "session".to_owned()),
+                ("BACKEND_USERNAME", rig::USERNAME.to_owned()),
+                ("BACKEND_PASSWORD", rig::PASSWORD.to_owned()),
+            ]);
+        } else {
+            vars.extend([
+                ("BACKEND_ENDPOINT_TYPE", "api".to_owned()),
+                ("BACKEND_ACCESS_KEY", rig::ACCESS_KEY.to_owned()),
+                ("BACKEND_SECRET_KEY", rig::SECRET_KEY.to_owned()),
+            ]);
+        }
+        vars
+    }
+
+    /// A `porthole` command for this target.
+    pub fn porthole(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("porthole"));
+        cmd.args(args)
+            .env_remove("BROWSER")
+            .env_remove("RUST_LOG")
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `porthole args` to completion within `secs`.
+    pub async fn run(&self, args: &[&str], secs: u64) -> std::process::Output {
+        run_with_timeout(self.porthole(args), secs).await
+    }
+
+    /// Starts `porthole open SESSION APP --json [extra]` and waits for its ready line.
+    pub async fn open(&self, session: &str, app: &str, extra: &[&str]) -> Open {
+        let mut args = vec!["open", session, app, "--json"];
+        args.extend_from_slice(extra);
+        Open::spawn(self.porthole(&args)).await
+    }
+
+    /// A raw client for the manager paths (`/func` in session mode), signed in.
+    pub async fn raw(&self) -> Raw {
+        if self.session_mode() {
+            let reply = Raw::login(&self.endpoint, rig::USERNAME, rig::PASSWORD).await;
+            assert_eq!(
+                reply.json()["authenticated"],
+                Value::Bool(true),
+                "{}: login: {}",
+                self.label(),
+                String::from_utf8_lossy(&reply.body)
+            );
+            let id = reply.session_header.expect("X-BackendAI-SessionID");
+            self.raw_with(Auth::Session {
+                id,
+                via: Via::Header,
+            })
+        } else {
+            self.raw_with(Auth::Keypair {
+                access_key: rig::ACCESS_KEY.into(),
+                secret_key: rig::SECRET_KEY.into(),
+                skew: chrono::Duration::zero(),
+            })
+        }
+    }
+
+    /// A raw client with the given authentication.
+    pub fn raw_with(&self, auth: Auth) -> Raw {
+        Raw {
+            base: self.endpoint.clone(),
+            prefix: if self.session_mode() { "/func" } else { "" },
+            auth,
+            api_version: rig::API_VERSION.into(),
+        }
+    }
+
+    /// Stops the manager: the rig's real one, or the emulator's (session mode: the web
+    /// server side then answers 502; API mode: the emulator process is killed).
+    pub async fn manager_down(&self) {
+        match &self.emulator {
+            None => {
+                *self.rig_fault.lock().await = Some(rig::RigFault::manager_down().await);
+            }
+            Some(emu) => {
+                let mut emu = emu.lock().await;
+                if self.session_mode() {
+                    control(&emu.url, "manager", r#"{"up": false}"#).await;
+                } else {
+                    let child = emu.child();
+                    child.start_kill().expect("kill the emulator");
+                    tokio::time::timeout(Duration::from_secs(10), child.wait())
+                        .await
+                        .expect("the emulator exits within 10 s")
+                        .expect("wait");
+                }
+            }
+        }
+    }
+
+    /// Brings the manager back (session mode, or the rig in either mode).
+    pub async fn manager_up(&self) {
+        match &self.emulator {
+            None => {
+                if let Some(fault) = self.rig_fault.lock().await.take() {
+                    fault.restore().await;
+                }
+            }
+            Some(emu) => {
+                let emu = emu.lock().await;
+                if self.session_mode() {
+                    control(&emu.url, "manager", r#"{"up": true}"#).await;
+                }
+            }
+        }
+    }
+
+    /// Replaces the target's port number in `text` (messages quote the endpoint).
+    pub fn normalize(&self, text: &str) -> String {
+        text.replace(&self.endpoint, "ENDPOINT")
+    }
+}
+
+/// `POST /_emulator/{what}` on the emulator's control API.
+async fn control(url: &str, what: &str, body: &str) {
+    let reply = reqwest::Client::new()
+        .post(format!("{url}/_emulator/{what}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("emulator control API");
+    assert!(
+        reply.status().is_success(),
+        "POST /_emulator/{what} {body}: {}",
+        reply.status()
+    );
+}
+
+/// A running `porthole open`, with its stderr collected.
+pub struct Open {
+    pub ready: Value,
+    child: Child,
+    stderr: Arc<(Mutex<Vec<String>>, Notify)>,
+}
+
+impl Open {
+    /// Spawns `cmd` (a `porthole open ... --json`) and waits for its JSON ready line.
+    pub async fn spawn(mut cmd: Command) -> Open {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn porthole open");
+        let stderr = Arc::new((Mutex::new(Vec::new()), Notify::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err.next_line().await {
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_waiters();
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let read = read_line_until(&mut out, 90, "porthole open", |l| l.starts_with('{'));
+        let line = tokio::select! {
+            line = read => line,
+            status = child.wait() => panic!(
+                "porthole open exited ({status:?}) before its ready line: {:?}",
+                stderr.0.lock().unwrap()
+            ),
+        };
+        Open {
+            ready: serde_json::from_str(&line).expect("ready line is JSON"),
+            child,
+            stderr,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.ready["local_addr"]
+            .as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("local_addr")
+    }
+
+    /// The first stderr line containing `needle`, within `secs`.
+    pub async fn stderr_line(&self, needle: &str, secs: u64) -> String {
+        let wait = async {
+            loop {
+                let notified = self.stderr.1.notified();
+                if let Some(line) = self
+                    .stderr
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.contains(needle))
+                {
+                    return line.clone();
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(secs), wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "porthole open printed no line with {needle:?} within {secs} s: {:?}",
+                    self.stderr.0.lock().unwrap()
+                )
+            })
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.0.lock().unwrap().clone()
+    }
+
+    /// SIGTERMs it and checks that it exits 0 within 10 s.
+    pub async fn stop(mut self) {
+        porthole_e2e::terminate(&self.child);
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("porthole open exits within 10 s of SIGTERM")
+            .expect("wait");
+        assert!(status.success(), "porthole open exited with {status}");
+    }
+}
