@@ -1122,6 +1122,51 @@ fn session_item(shared: &Shared, s: &crate::state::SessionRt, fields: &[Field]) 
     item
 }
 
+// ------------------------------------------------------------------------------------------
+// Fuzzing entry
+
+impl crate::server::Emulator {
+    /// Fuzzing entry, not API: runs a GraphQL request through the parser, validation and
+    /// execution exactly as `POST /admin/gql` does, for access key `AK1` of a fixed state
+    /// (sessions `run` with an sshd, `wait` pending, and another user's `theirs`), and
+    /// returns the reply body.
+    #[doc(hidden)]
+    pub fn fuzz_graphql(
+        query: &str,
+        variables: &serde_json::Map<String, Value>,
+        operation_name: Option<&str>,
+    ) -> String {
+        use crate::config::{Config, KeypairConfig, ServiceConfig, SessionConfig};
+        static SHARED: std::sync::OnceLock<Option<Shared>> = std::sync::OnceLock::new();
+        let shared = SHARED.get_or_init(|| {
+            let mut config = Config::default();
+            config.keypairs.push(KeypairConfig::new("AK1", "s1"));
+            config.keypairs.push(KeypairConfig::new("AK2", "s2"));
+            config
+                .sessions
+                .push(SessionConfig::new("run").with_service(ServiceConfig::new(
+                    "sshd",
+                    "tcp",
+                    2200,
+                    "127.0.0.1:2222",
+                )));
+            config
+                .sessions
+                .push(SessionConfig::new("wait").with_status("PENDING"));
+            let mut other = SessionConfig::new("theirs");
+            other.access_key = Some("AK2".into());
+            config.sessions.push(other);
+            Shared::new(&config, false).ok()
+        });
+        match shared {
+            Some(shared) => execute(shared, "AK1", query, variables, operation_name)
+                .formatted()
+                .dumps(),
+            None => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

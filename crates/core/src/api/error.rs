@@ -237,7 +237,7 @@ impl ApiError {
                 ApiError::ClockSkew
             }
             (400, "generic-bad-request") if problem.title.contains("Unsupported API version") => {
-                ApiError::UnsupportedVersion(problem.title.clone())
+                ApiError::UnsupportedVersion(one_line(&problem.title, 200))
             }
             (404, "object-not-found") if problem.title.contains("app service") => {
                 ApiError::AppNotFound {
@@ -255,11 +255,12 @@ impl ApiError {
             (429, _) => ApiError::TooManyLogins,
             (500, _) if context.is_some() && problem.data.is_some() => ApiError::AppStartFailed {
                 session: session.to_owned(),
-                app: app.to_owned(),
+                // Shown without quotes, so it is kept to one line like the server's text.
+                app: one_line(app, 200),
                 detail: problem.data_text().unwrap_or_else(|| problem.detail()),
             },
             (502, _) => ApiError::BadGateway {
-                detail: problem.title.clone(),
+                detail: one_line(&problem.title, 200),
             },
             _ => {
                 let mut detail = problem.msg.clone().filter(|m| !m.is_empty());
@@ -405,5 +406,29 @@ mod tests {
                 .len()
                 < 300
         );
+    }
+
+    /// Found while writing the `problem_reply` fuzz target's one-line invariant: a JSON
+    /// title with an escaped newline reached the 502 and unsupported-version messages as
+    /// it was, and an app name was shown unquoted in the start-failure message.
+    #[test]
+    fn json_titles_and_app_names_stay_one_line() {
+        let title = |t: &str| body("generic-bad-request", t, None, None);
+        for (status, body, context) in [
+            (502, title("Bad\n gateway"), None),
+            (400, title("Unsupported API version:\r\nv99"), None),
+            (
+                500,
+                body("internal-server-error", "x", None, Some("\"boom\"")),
+                Some(("s", "app\nname")),
+            ),
+        ] {
+            let text = ApiError::from_reply(status, &body, context).to_string();
+            assert!(!text.contains(['\n', '\r']), "{text:?}");
+        }
+        let e = ApiError::from_reply(502, &title("Bad\n gateway"), None);
+        assert!(matches!(&e, ApiError::BadGateway { detail } if detail == "Bad gateway"));
+        let e = ApiError::from_reply(400, &title("Unsupported API version:\r\nv99"), None);
+        assert_eq!(e.kind(), "unsupported-version");
     }
 }

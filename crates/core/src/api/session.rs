@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{one_line, ApiError};
 
 /// The protocol of a service port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,12 +210,8 @@ pub fn parse_session_list(body: &[u8]) -> Result<SessionPage, ApiError> {
             let messages: Vec<String> = errors
                 .iter()
                 .map(|e| {
-                    e.get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .chars()
-                        .take(200)
-                        .collect()
+                    let message = e.get("message").and_then(Value::as_str);
+                    one_line(message.unwrap_or("unknown error"), 200)
                 })
                 .collect();
             return Err(ApiError::GraphQl(messages.join("; ")));
@@ -397,6 +393,19 @@ mod tests {
         ] {
             assert!(parse_session_list(body.as_bytes()).is_err(), "{body}");
         }
+    }
+
+    /// Found by `cargo fuzz` (target `session_list`): GraphQL error messages with line
+    /// breaks made a multi-line error.
+    #[test]
+    fn graphql_error_messages_stay_one_line() {
+        let body =
+            br#"{"data":null,"errors":[{"message":"Cannot query field 'x'\non type\r\n'Q'."}]}"#;
+        let e = parse_session_list(body).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the server rejected the session query: Cannot query field 'x' on type 'Q'."
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl PartialOrd for ApiVersion {
 
 impl fmt::Display for ApiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}.{}", self.major, self.revision)
+        // Zero-padded, so that what is shown always parses back (`from_str` wants 8 digits).
+        write!(f, "v{}.{:08}", self.major, self.revision)
     }
 }
 
@@ -142,6 +143,16 @@ mod tests {
         ] {
             assert!(bad.parse::<ApiVersion>().is_err(), "{bad}");
         }
+    }
+
+    /// Found by `cargo fuzz` (target `api_version`): a revision with a leading zero was
+    /// shown without it, and the shown version did not parse back.
+    #[test]
+    fn a_revision_with_leading_zeros_round_trips() {
+        let version = v("v99.02057027");
+        assert_eq!(version.to_string(), "v99.02057027");
+        assert_eq!(v(&version.to_string()), version);
+        assert_eq!(v("v8.20240915").to_string(), "v8.20240915");
     }
 
     #[test]

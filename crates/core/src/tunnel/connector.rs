@@ -299,12 +299,52 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(out);
         }
-        if data.len() < size + 2 {
+        // A size near `usize::MAX` must not wrap: such a chunk can never be complete.
+        if data.len() < size.checked_add(2)? {
             return None;
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
     }
+}
+
+/// Fuzzing entry, not API: reads `reply` as the server's answer to an upgrade request the
+/// way [`upgrade`] does (the head, then for anything but 101 the body), and returns the
+/// status, the headers and the bytes after the head (101) or the body (a refusal).
+#[doc(hidden)]
+#[allow(clippy::type_complexity)]
+pub fn fuzz_parse_upgrade_reply(
+    reply: &[u8],
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    let runtime = RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .ok_or_else(|| "no runtime".to_owned())?;
+    runtime.block_on(async {
+        let mut stream = reply;
+        let (head, mut buf) = read_head(&mut stream).await.map_err(|e| match e {
+            UpgradeFailure::Io(e) => e.to_string(),
+            UpgradeFailure::Tls(s) | UpgradeFailure::Protocol(s) => s,
+            UpgradeFailure::Refused { status, .. } => format!("refused {status}"),
+        })?;
+        if head.status != 101 {
+            read_body(&mut stream, &head, &mut buf).await;
+        }
+        Ok((head.status, head.headers, buf))
+    })
+}
+
+/// Fuzzing entry, not API: the payload of a complete chunked body (see `dechunk`).
+#[doc(hidden)]
+pub fn fuzz_dechunk(data: &[u8]) -> Option<Vec<u8>> {
+    dechunk(data)
 }
 
 #[cfg(test)]
@@ -457,5 +497,18 @@ mod tests {
             dechunk(b"a;ext=1\r\n0123456789\r\n0\r\n"),
             Some(b"0123456789".to_vec())
         );
+    }
+
+    /// Found by `cargo fuzz` (target `upgrade_reply`): a chunk size near `usize::MAX`
+    /// overflowed `size + 2` (a panic in debug, an out-of-range slice in release).
+    #[test]
+    fn a_huge_chunk_size_is_incomplete_not_a_panic() {
+        assert_eq!(dechunk(b"ffffffffffffffff\r\nabc\r\n0\r\n\r\n"), None);
+        assert_eq!(dechunk(b"fffffffffffffffe\r\nabc"), None);
+        let reply = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      ffffffffffffffff\r\nabc\r\n0\r\n\r\n";
+        let (status, _, body) = fuzz_parse_upgrade_reply(reply).unwrap();
+        assert_eq!(status, 500);
+        assert_eq!(body, b"ffffffffffffffff\r\nabc\r\n0\r\n\r\n");
     }
 }

@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
 
+#[doc(hidden)]
+pub use connector::{fuzz_dechunk, fuzz_parse_upgrade_reply};
 pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions};
