@@ -131,7 +131,7 @@ test('a wrong secret shows a clear error and saves nothing', async () => {
   await wd.clickCss('#pf-save');
   const text = await wd.waitText('#pf-result.error', (t) => t.length > 0, 30000);
   assert.match(text, /refused the credentials \(401/);
-  assert.match(text, /Check the access key and secret key/);
+  assert.match(text, /Check the access and secret key/);
   await saveShot(wd, '02-error-wrong-secret.png');
   assert.equal(fs.existsSync(path.join(dirs.config, 'porthole', 'profiles.toml')), false);
   assert.equal(secretToolLookup(env, ['service', 'porthole', 'username', 'profile:gui-lab']), '');
