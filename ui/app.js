@@ -582,7 +582,9 @@ function updateRate(li, id) {
 function tick() {
   if (S.connected && S.refreshedAt) {
     const s = Math.round((Date.now() - S.refreshedAt) / 1000);
-    const ago = s < 2 ? 'just now' : s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
+    // Coarse steps: the text (and so a repaint) changes every 10 s at most, which keeps an
+    // idle window from costing CPU; the list itself refreshes on its own interval.
+    const ago = s < 10 ? 'just now' : s < 120 ? `${Math.floor(s / 10) * 10} s ago` : `${Math.round(s / 60)} min ago`;
     setText($('#refreshed'), `${S.stale ? 'last updated' : 'updated'} ${ago}`);
   } else {
     setText($('#refreshed'), S.refreshing ? 'loading…' : '—');
