@@ -6,12 +6,14 @@
 #   2. starts it (start.sh; idempotent, re-seeds the sessions),
 #   3. runs the rig's own check-official-client.sh (the official `backend.ai` client, a-l),
 #   4. runs tests/conformance.rs against the emulator, the manager (API mode) and the web
-#      server (session mode), with the emulator diffed against both,
+#      server (session mode), with the emulator diffed against both, then the desktop app's
+#      WebDriver test in session mode against the web server (tests/gui/rig/),
 #   5. prints the scenario table and the timings, and stops the rig (also on failure).
 #
 # Run as root on Debian 12 with Rust installed. Idempotent. Environment:
 #   PORTHOLE_RIG_DIR                 the rig's scripts (default: ../shared/rigs/real-manager)
 #   PORTHOLE_SKIP_OFFICIAL_CHECK=1   skip step 3
+#   PORTHOLE_SKIP_GUI_CHECK=1        skip the desktop app's test in step 4
 #   PORTHOLE_KEEP_RIG=1              leave the rig running at the end
 #   PORTHOLE_CONFORMANCE_TARGETS     default all (emulator,manager,webserver)
 set -euo pipefail
@@ -122,6 +124,31 @@ rc=$?
 set -e
 SUITE_TIME=$(elapsed "$t")
 
+# ---- 4b. the desktop app in session mode against the web server (WebDriver) ------------------
+# tests/gui/rig/, run the way scripts/test-gui.sh runs tests/gui/ (Xvfb, its own D-Bus session,
+# gnome-keyring); run scripts/test-gui.sh once to install what it needs.
+t=$(date +%s)
+if [[ ${PORTHOLE_SKIP_GUI_CHECK:-0} == 1 ]]; then
+  GUI="skipped"; gui_rc=0
+else
+  for tool in xvfb-run dbus-run-session gnome-keyring-daemon secret-tool WebKitWebDriver node tauri-driver; do
+    PATH="$HOME/.cargo/bin:$PATH" command -v "$tool" >/dev/null \
+      || die "$tool is missing for the desktop check: run scripts/test-gui.sh once (or PORTHOLE_SKIP_GUI_CHECK=1)"
+  done
+  say "desktop app, session mode on the web server: tests/gui/rig/ (WebDriver)"
+  cargo build --locked --workspace --bins
+  mkdir -p target/screenshots
+  set +e
+  PATH="$HOME/.cargo/bin:$PATH" PORTHOLE_RIG_GUI=1 \
+    xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+    node --test --test-concurrency=1 --test-reporter=spec tests/gui/rig/ \
+    2> >(grep -v -e '^dbus-daemon' -e 'fd limit' >&2)
+  gui_rc=$?
+  set -e
+  ((gui_rc == 0)) && GUI="passed" || GUI="FAILED (exit $gui_rc)"
+fi
+GUI_TIME=$(elapsed "$t")
+
 # ---- 5. the table -----------------------------------------------------------------------------
 echo
 printf '%-18s %-22s %-22s %-40s %s\n' SCENARIO emulator-api emulator-session manager webserver
@@ -135,6 +162,8 @@ done
 echo
 say "official client: $OFFICIAL (log: $REPORT/official-client.log)"
 say "observations per target: $REPORT/*.obs"
-say "times: setup $SETUP_TIME, start $START_TIME, official client $OFFICIAL_TIME, suite (build + tests) $SUITE_TIME, total $(elapsed "$T0")"
+say "desktop app in session mode (tests/gui/rig/): $GUI (screenshot: target/screenshots/11-rig-session-mode.png)"
+say "times: setup $SETUP_TIME, start $START_TIME, official client $OFFICIAL_TIME, suite (build + tests) $SUITE_TIME, desktop $GUI_TIME, total $(elapsed "$T0")"
 ((rc == 0)) || die "the conformance suite failed (exit $rc); see the failures above"
+((gui_rc == 0)) || die "the desktop app's session-mode test failed (exit $gui_rc); see above"
 say "all green"
