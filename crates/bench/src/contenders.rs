@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::servers::{free_port, Targets};
+use crate::servers::{free_port, wait_for_port, Targets};
 
 /// The apps of the benchmark session, one per scenario's target.
 pub const APPS: [&str; 4] = ["iperf", "sockperf", "web", "echo"];
@@ -145,22 +145,6 @@ impl Emulators {
     }
 }
 
-async fn wait_listening(port: u16, child: &mut Child, what: &str) -> Result<()> {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("{what} exited: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("{what} did not listen on {port}")
-}
-
 fn backend_env(cmd: &mut Command, url: &str) {
     cmd.env("BACKEND_ENDPOINT", url)
         .env("BACKEND_ENDPOINT_TYPE", "api")
@@ -209,7 +193,7 @@ impl Contender {
                         .kill_on_drop(true)
                         .spawn()
                         .context("websocat server")?;
-                    wait_listening(ws_port, &mut server, "websocat server").await?;
+                    wait_for_port(ws_port, &mut server, "websocat server").await?;
                     contender.children.push(server);
                     contender
                         .websocat_client(tools, app, &format!("ws://127.0.0.1:{ws_port}/"))
@@ -321,7 +305,7 @@ impl Contender {
             .kill_on_drop(true)
             .spawn()
             .context("websocat (run scripts/bench.sh, which installs it)")?;
-        wait_listening(port, &mut child, "websocat").await?;
+        wait_for_port(port, &mut child, "websocat").await?;
         self.pids.insert(app, child.id().context("pid")?);
         self.children.push(child);
         Ok(([127, 0, 0, 1], port).into())

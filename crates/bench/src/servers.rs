@@ -29,9 +29,10 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
-    // iperf3 and sockperf print nothing reliable when ready; connecting is the event.
-    for _ in 0..200 {
+/// Waits until `port` accepts connections, failing early if `child` exits. The tools here
+/// (iperf3, sockperf, websocat) print nothing reliable when ready; connecting is the event.
+pub async fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
+    for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -43,7 +44,7 @@ async fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    bail!("{what} did not listen on {port} within 5 s")
+    bail!("{what} did not listen on {port} within 10 s")
 }
 
 impl Targets {

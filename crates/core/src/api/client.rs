@@ -336,10 +336,7 @@ impl BackendClient {
         let url = self.endpoint.url.join(&target).map_err(|e| {
             ApiError::UnexpectedReply(format!("cannot build a URL for {target}: {e}"))
         })?;
-        let sent_target = match url.query() {
-            Some(q) => format!("{}?{}", url.path(), q),
-            None => url.path().to_owned(),
-        };
+        let sent_target = wire_target(&url);
         let content_type = body.map(|_| "application/json");
         let headers = self.auth_headers(method.as_str(), &sent_target, content_type);
         let mut request = self.http.request(method, url).headers(headers);
@@ -469,10 +466,7 @@ impl BackendClient {
         let url = url
             .join(&path)
             .map_err(|e| ApiError::UnexpectedReply(format!("cannot build a WebSocket URL: {e}")))?;
-        let sent_target = match url.query() {
-            Some(q) => format!("{}?{}", url.path(), q),
-            None => url.path().to_owned(),
-        };
+        let sent_target = wire_target(&url);
         let mut request = url.as_str().into_client_request().map_err(|e| {
             ApiError::UnexpectedReply(format!("cannot build a WebSocket request: {e}"))
         })?;
@@ -480,6 +474,15 @@ impl BackendClient {
             request.headers_mut().insert(name.clone(), value.clone());
         }
         Ok(request)
+    }
+}
+
+/// The request target exactly as it goes on the wire (raw path plus `?query`), which is
+/// what signatures cover.
+fn wire_target(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_owned(),
     }
 }
 
