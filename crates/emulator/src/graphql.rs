@@ -1136,28 +1136,8 @@ impl crate::server::Emulator {
         variables: &serde_json::Map<String, Value>,
         operation_name: Option<&str>,
     ) -> String {
-        use crate::config::{Config, KeypairConfig, ServiceConfig, SessionConfig};
         static SHARED: std::sync::OnceLock<Option<Shared>> = std::sync::OnceLock::new();
-        let shared = SHARED.get_or_init(|| {
-            let mut config = Config::default();
-            config.keypairs.push(KeypairConfig::new("AK1", "s1"));
-            config.keypairs.push(KeypairConfig::new("AK2", "s2"));
-            config
-                .sessions
-                .push(SessionConfig::new("run").with_service(ServiceConfig::new(
-                    "sshd",
-                    "tcp",
-                    2200,
-                    "127.0.0.1:2222",
-                )));
-            config
-                .sessions
-                .push(SessionConfig::new("wait").with_status("PENDING"));
-            let mut other = SessionConfig::new("theirs");
-            other.access_key = Some("AK2".into());
-            config.sessions.push(other);
-            Shared::new(&config, false).ok()
-        });
+        let shared = SHARED.get_or_init(|| Shared::new(&fixture_config(), false).ok());
         match shared {
             Some(shared) => execute(shared, "AK1", query, variables, operation_name)
                 .formatted()
@@ -1167,32 +1147,38 @@ impl crate::server::Emulator {
     }
 }
 
+/// The state the unit tests and the fuzz entry query: two keypairs, a RUNNING session with
+/// sshd and a PENDING one for AK1, and a session of AK2's that AK1 must not see.
+fn fixture_config() -> crate::config::Config {
+    use crate::config::{Config, KeypairConfig, ServiceConfig, SessionConfig};
+    let mut config = Config::default();
+    config.keypairs.push(KeypairConfig::new("AK1", "s1"));
+    config.keypairs.push(KeypairConfig::new("AK2", "s2"));
+    config
+        .sessions
+        .push(SessionConfig::new("run").with_service(ServiceConfig::new(
+            "sshd",
+            "tcp",
+            2200,
+            "127.0.0.1:2222",
+        )));
+    config
+        .sessions
+        .push(SessionConfig::new("wait").with_status("PENDING"));
+    let mut other = SessionConfig::new("theirs");
+    other.access_key = Some("AK2".into());
+    config.sessions.push(other);
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, KeypairConfig, ServiceConfig, SessionConfig};
 
     const LIST: &str = "query($limit:Int!,$offset:Int!,$status:String){ compute_session_list(limit:$limit, offset:$offset, status:$status){ items { id name type status status_info image scaling_group group_id created_at service_ports } total_count } }";
 
     fn shared() -> Shared {
-        let mut config = Config::default();
-        config.keypairs.push(KeypairConfig::new("AK1", "s1"));
-        config.keypairs.push(KeypairConfig::new("AK2", "s2"));
-        config
-            .sessions
-            .push(SessionConfig::new("run").with_service(ServiceConfig::new(
-                "sshd",
-                "tcp",
-                2200,
-                "127.0.0.1:2222",
-            )));
-        config
-            .sessions
-            .push(SessionConfig::new("wait").with_status("PENDING"));
-        let mut other = SessionConfig::new("theirs");
-        other.access_key = Some("AK2".into());
-        config.sessions.push(other);
-        Shared::new(&config, false).unwrap()
+        Shared::new(&fixture_config(), false).unwrap()
     }
 
     fn vars(v: serde_json::Value) -> serde_json::Map<String, Value> {
