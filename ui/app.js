@@ -371,7 +371,7 @@ function updateAppGroup(g, s, app) {
   const verb = app.action === 'terminal' ? 'Open a terminal with SSH to' : app.action === 'browser' ? 'Open' : 'Open a tunnel to';
   let title = `${verb} ${app.action === 'terminal' ? s.name : `${app.label} in ${s.name}`}`;
   if (state === 'failed') title = `${p.message} (click to retry)`;
-  else if (state === 'open') title = `${title} (${t.local_addr})`;
+  else if (state === 'open') title = `${title} (${tunnelAddress(t)})`;
   open.title = title;
   open.setAttribute('aria-label', title);
   const copyTitle = `${COPY_TITLES[app.action]} of ${app.label} in ${s.name}`;
@@ -548,15 +548,21 @@ function createTunnelRow(t) {
     actions,
     el('div', 't-error'),
   );
-  addr.onclick = () => copy(web ? `http://${t.local_addr}/` : t.local_addr, `address ${t.local_addr}`);
+  addr.onclick = () => copy(web && t.url ? t.url : t.local_addr, `address ${tunnelAddress(t)}`);
   return li;
+}
+
+/** Where the user reaches a tunnel: `name.localhost:port` for web apps (each has its own
+ *  host name so apps keep their cookies apart), else the loopback address. */
+function tunnelAddress(t) {
+  return t.url ? new URL(t.url).host : t.local_addr;
 }
 
 function updateTunnelRow(li, t) {
   const st = t.status;
   li.dataset.state = st.state;
   $('.dot', li).className = `dot ${st.state}`;
-  setText($('.t-addr', li), t.local_addr);
+  setText($('.t-addr', li), tunnelAddress(t));
   setText($('.t-state', li), st.state);
   const conns = `${st.active_connections} conn${st.active_connections === 1 ? '' : 's'} · ${st.total_connections} total`;
   setText($('.t-conns', li), conns);

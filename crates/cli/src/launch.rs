@@ -1,24 +1,7 @@
 //! Opening an app for the user: its URL and the browser.
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-
-use porthole_core::api::ServicePort;
-
-/// The URL of a web app behind a tunnel on `local`, honouring the image's
-/// `url_template` (`{protocol}://{host}:{port}/path`).
-pub fn app_url(app: &ServicePort, local: SocketAddr) -> String {
-    let host = local.ip().to_string();
-    let port = local.port().to_string();
-    match &app.url_template {
-        Some(template) if template.contains("{port}") => template
-            .replace("{protocol}", "http")
-            .replace("{host}", &host)
-            .replace("{port}", &port),
-        _ => format!("http://{host}:{port}/"),
-    }
-}
 
 /// Opens `url` with `$BROWSER` (first entry; `%s` is replaced by the URL), or the
 /// desktop's opener. Does not wait for the browser.

@@ -194,8 +194,17 @@ pub fn session_view(session: &ComputeSession) -> SessionView {
 
 /// The URL a browser opens for a web app's tunnel.
 pub fn tunnel_url(info: &TunnelInfo) -> Option<String> {
-    let web = matches!(info.protocol.as_str(), "http" | "preopen");
-    web.then(|| format!("http://{}/", info.local_addr))
+    info.url.clone()
+}
+
+/// Where the user reaches a tunnel: `host:port` of its URL for web apps (their own
+/// `*.localhost` name), else the local address.
+pub fn tunnel_address(info: &TunnelInfo) -> String {
+    info.url
+        .as_deref()
+        .and_then(|url| url.strip_prefix("http://"))
+        .and_then(|rest| rest.split('/').next())
+        .map_or_else(|| info.local_addr.to_string(), str::to_owned)
 }
 
 /// The tray icon's state.
@@ -217,7 +226,8 @@ pub struct TrayTunnel {
     pub id: u64,
     /// `session · App`.
     pub label: String,
-    /// The local address, e.g. `127.0.0.1:8890`.
+    /// Where the user reaches it: `jupyterlab-s.localhost:8890` for web apps, else the
+    /// local address, e.g. `127.0.0.1:2200`.
     pub address: String,
     /// The tunnel's state.
     pub state: TunnelState,
@@ -277,7 +287,7 @@ pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
             .map(|t| TrayTunnel {
                 id: t.id,
                 label: tunnel_label(t),
-                address: t.local_addr.to_string(),
+                address: tunnel_address(t),
                 state: t.status.state,
                 items: if tunnel_url(t).is_some() {
                     vec!["Open", "Copy address", "Stop"]
@@ -380,6 +390,8 @@ mod tests {
             session_name: "train".into(),
             protocol: protocol.into(),
             local_addr: format!("127.0.0.1:{}", 9000 + id).parse().unwrap(),
+            url: (protocol == "http")
+                .then(|| format!("http://{app}-train.localhost:{}/", 9000 + id)),
             status: TunnelStatus {
                 state,
                 ..TunnelStatus::starting()
@@ -405,6 +417,7 @@ mod tests {
         assert_eq!(menu.tunnels[0].label, "train · Jupyter");
         assert_eq!(menu.tunnels[0].items, ["Open", "Copy address", "Stop"]);
         assert_eq!(menu.tunnels[1].items, ["Copy address", "Stop"]);
+        assert_eq!(menu.tunnels[0].address, "jupyter-train.localhost:9001");
         assert_eq!(menu.tunnels[1].address, "127.0.0.1:9002");
         assert_eq!(menu.actions, ["Stop all", "Show Porthole", "Quit"]);
         assert_eq!(tray_menu(&tunnels, true).state, TrayState::Error);
@@ -412,7 +425,7 @@ mod tests {
         assert_eq!(tray_menu(&failing, false).state, TrayState::Error);
         assert_eq!(
             tunnel_url(&tunnels[0]).as_deref(),
-            Some("http://127.0.0.1:9001/")
+            Some("http://jupyter-train.localhost:9001/")
         );
         assert_eq!(tunnel_url(&tunnels[1]), None);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use porthole_core::api::{BackendClient, ClientOptions, Credentials, Endpoint};
 use porthole_core::tunnel::{
-    TunnelEvent, TunnelManager, TunnelOptions, TunnelState, TunnelStatus, TunnelTarget,
+    Tunnel, TunnelEvent, TunnelManager, TunnelOptions, TunnelState, TunnelStatus, TunnelTarget,
 };
 use porthole_emulator::{Config, Emulator, RunningEmulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,11 +156,12 @@ async fn status_is_published_while_the_tunnel_waits_for_connections() {
 }
 
 #[tokio::test]
-async fn a_refused_app_port_degrades_the_tunnel_and_says_why() {
+async fn an_app_that_never_listens_degrades_the_tunnel_and_says_why() {
     let emu = emulator(echo_server().await).await;
     let manager = TunnelManager::new();
     let options = TunnelOptions {
         warm_up: false,
+        app_start_timeout: Duration::from_secs(1),
         ..TunnelOptions::default()
     };
     let info = manager
@@ -175,7 +176,8 @@ async fn a_refused_app_port_degrades_the_tunnel_and_says_why() {
         let mut events = manager.subscribe();
         let mut socket = TcpStream::connect(info.local_addr).await.unwrap();
         let mut buf = [0u8; 1];
-        // The manager closes with 1013; the local connection ends.
+        // The manager closes with 1013 on every retry; after app_start_timeout the local
+        // connection ends.
         let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
             .await
             .expect("local connection closed")
@@ -199,7 +201,7 @@ async fn a_refused_app_port_degrades_the_tunnel_and_says_why() {
             .last_error
             .as_deref()
             .unwrap()
-            .contains("not listening yet (close 1013)"),
+            .contains("gone did not start listening within 1 s (close 1013)"),
         "{tunnel_status:?}"
     );
     // Same key again: the running tunnel is reused, not duplicated.
@@ -289,4 +291,81 @@ async fn tunnel_stop_closes_open_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     assert_eq!(status.borrow().state, TunnelState::Stopped);
+}
+
+/// The app's port opens only after the first connection arrived: the connection is held
+/// (the tunnel says `starting`), retried with backoff, and its first bytes replayed, so
+/// the client just sees a slow answer.
+#[tokio::test]
+async fn a_connection_waits_for_an_app_that_starts_late() {
+    let late = closed_port();
+    let emu = emulator_with_service(late).await;
+    let tunnel_target = target(&emu, keypair(), "late").await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let options = TunnelOptions {
+        warm_up: false,
+        ..TunnelOptions::default()
+    };
+    let tunnel = Tunnel::start(
+        tunnel_target,
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    let mut status = tunnel.status();
+    let mut socket = TcpStream::connect(tunnel.local_addr()).await.unwrap();
+    socket.write_all(b"hello").await.unwrap();
+    wait_for(&mut status, "starting while the app refuses", |s| {
+        s.state == TunnelState::Starting
+    })
+    .await;
+    // The app comes up on its port now; the held connection gets through.
+    let listener = TcpListener::bind(late).await.unwrap();
+    let app = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut got = [0u8; 5];
+        socket.read_exact(&mut got).await.unwrap();
+        socket.write_all(b"world").await.unwrap();
+        got
+    });
+    let mut reply = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut reply))
+        .await
+        .expect("reply once the app listens")
+        .unwrap();
+    assert_eq!(&reply, b"world");
+    assert_eq!(&app.await.unwrap(), b"hello", "first bytes replayed");
+    let active = wait_for(
+        &mut status,
+        "no longer starting once the app answered",
+        |s| s.state != TunnelState::Starting && s.bytes_down == 5,
+    )
+    .await;
+    assert_ne!(active.state, TunnelState::Degraded, "{active:?}");
+    assert_eq!(active.failed_connections, 0, "{active:?}");
+    assert_eq!(active.bytes_up, 5, "replayed bytes counted once");
+    tunnel.stop().await;
+}
+
+async fn emulator_with_service(target: SocketAddr) -> RunningEmulator {
+    let config = Config::from_toml_str(&format!(
+        r#"
+        [[keypairs]]
+        access_key = "{AK}"
+        secret_key = "{SK}"
+        [[sessions]]
+        name = "s1"
+        [[sessions.services]]
+        name = "late"
+        protocol = "tcp"
+        container_ports = [7009]
+        target = "{target}"
+        "#
+    ))
+    .unwrap();
+    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }

@@ -84,7 +84,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     // Before the ready line: a SIGTERM right after it must stop us cleanly (exit 0).
     let stop = shutdown_signal();
     let local = tunnel.local_addr();
-    let url = app.protocol.is_web().then(|| launch::app_url(&app, local));
+    let url = tunnel.url().map(str::to_owned);
     // The key (sshd only) lives as long as the tunnel, then is removed.
     let key = if args.no_launch || app.name != "sshd" {
         None

@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use porthole_core::tunnel::{open_app_stream, relay, Counters, RelayOptions, TunnelOptions};
+use porthole_core::tunnel::{
+    relay_to_app, ConnectionError, Counters, Replay, TunnelOptions, TunnelTarget,
+};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::shutdown_signal;
@@ -17,34 +20,39 @@ pub struct Args {
     app: String,
 }
 
-/// Runs the command until either side closes.
+/// Runs the command until either side closes. A session whose app is still starting
+/// (close 1013) is retried with backoff, as in tunnels.
 pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
     let client = connect(profile).await?;
     let (session, app) = find_app(&client, &args.session, &args.app).await?;
-    let stream = open_app_stream(
-        &client,
-        &session,
-        &app.name,
-        app.proxy_kind(),
-        TunnelOptions::default().handshake_timeout,
-    )
-    .await?;
+    let options = TunnelOptions::default();
+    let replay = Replay::new(options.replay_limit);
+    let target = TunnelTarget {
+        client,
+        session,
+        app,
+    };
     let cancel = CancellationToken::new();
     let counters = Counters::default();
-    let relayed = relay(
-        tokio::io::stdin(),
-        tokio::io::stdout(),
-        stream,
+    let (mut stdin, mut stdout) = (tokio::io::stdin(), tokio::io::stdout());
+    let relayed = relay_to_app(
+        &mut stdin,
+        &mut stdout,
+        &target,
+        &options,
         &counters,
-        RelayOptions::default(),
         &cancel,
+        replay,
     );
     let outcome = tokio::select! {
         outcome = relayed => outcome,
         _ = shutdown_signal() => return Ok(ExitCode::SUCCESS),
     };
+    // EOF on stdout tells ssh the connection is over.
+    let _ = stdout.shutdown().await;
     match outcome {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ConnectionError::Handshake(e)) => Err(e.into()),
         Err(e) => Err(CliError::Usage(e.to_string())),
     }
 }

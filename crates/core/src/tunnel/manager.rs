@@ -35,6 +35,8 @@ pub struct TunnelInfo {
     pub protocol: String,
     /// Where local clients connect.
     pub local_addr: SocketAddr,
+    /// Web apps: the URL a browser opens, on the tunnel's own `*.localhost` name.
+    pub url: Option<String>,
     /// State and counters.
     pub status: TunnelStatus,
 }
@@ -151,6 +153,7 @@ impl TunnelManager {
             session_name,
             protocol,
             local_addr: tunnel.local_addr(),
+            url: tunnel.url().map(str::to_owned),
             status: status.borrow_and_update().clone(),
         }));
         let first = lock(&info).clone();

@@ -5,7 +5,9 @@
 //! [`TaskTracker`], so stopping the tunnel (cancelling its token) closes every connection
 //! and releases the port before [`Tunnel::stop`] returns.
 
+mod address;
 mod connector;
+mod host_guard;
 mod manager;
 mod relay;
 mod status;
@@ -16,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -25,11 +28,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
 
+pub use address::{app_url, local_host_name, LOCALHOST_SUFFIX};
 #[doc(hidden)]
 pub use connector::{fuzz_dechunk, fuzz_parse_upgrade_reply};
 pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
+pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
-pub use relay::{relay, RelayEnd, RelayError, RelayOptions};
+pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
 pub use status::{Counters, TunnelState, TunnelStatus};
 
 /// Tunables of a tunnel; the defaults follow the protocol doc.
@@ -45,6 +50,15 @@ pub struct TunnelOptions {
     pub warm_up: bool,
     /// Most connections relayed at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// How long a new connection keeps retrying while the app is not listening yet
+    /// (close 1013), with backoff, before the failure is reported.
+    pub app_start_timeout: Duration,
+    /// Most bytes a connection may send before the app's first reply and still be
+    /// replayed on a retry.
+    pub replay_limit: usize,
+    /// Web apps only: refuse requests whose `Host` is not the tunnel's own (see
+    /// [`HostGuard`]).
+    pub host_guard: bool,
 }
 
 impl Default for TunnelOptions {
@@ -54,6 +68,9 @@ impl Default for TunnelOptions {
             relay: RelayOptions::default(),
             warm_up: true,
             max_connections: 4096,
+            app_start_timeout: Duration::from_secs(60),
+            replay_limit: 256 * 1024,
+            host_guard: true,
         }
     }
 }
@@ -113,12 +130,15 @@ struct Shared {
     target: TunnelTarget,
     options: TunnelOptions,
     counters: Counters,
+    guard: Option<HostGuard>,
 }
 
 /// A running tunnel. Dropping it without [`Tunnel::stop`] also stops it (the token is
 /// cancelled), but `stop` waits until every connection is closed.
 pub struct Tunnel {
     local_addr: SocketAddr,
+    host_name: Option<String>,
+    url: Option<String>,
     status: watch::Receiver<TunnelStatus>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -153,10 +173,20 @@ impl Tunnel {
         if options.warm_up {
             warm_up(&target, &options).await?;
         }
+        let web = target.app.protocol.is_web();
+        let host_name = web.then(|| local_host_name(&target.session.name, &target.app.name));
+        let url = host_name
+            .as_deref()
+            .map(|host| app_url(&target.app, host, local_addr));
+        let guard = host_name
+            .as_deref()
+            .filter(|_| options.host_guard)
+            .map(|host| HostGuard::new(host, local_addr));
         let shared = Arc::new(Shared {
             target,
             options,
             counters: Counters::default(),
+            guard,
         });
         let (status_tx, status_rx) = watch::channel(shared.counters.snapshot(None));
         let cancel = parent.child_token();
@@ -164,6 +194,8 @@ impl Tunnel {
         tracing::info!(%local_addr, "tunnel listening");
         Ok(Tunnel {
             local_addr,
+            host_name,
+            url,
             status: status_rx,
             cancel,
             task: Some(task),
@@ -173,6 +205,16 @@ impl Tunnel {
     /// The address local clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Web apps: the tunnel's own host name, `<app>-<session>.localhost`.
+    pub fn host_name(&self) -> Option<&str> {
+        self.host_name.as_deref()
+    }
+
+    /// Web apps: the URL a browser opens (own host name, the app's start path).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// A receiver of status snapshots; `changed()` wakes on every published change.
@@ -301,49 +343,181 @@ async fn serve_connection(
     shared: &Shared,
     cancel: &CancellationToken,
 ) -> Option<String> {
-    let target = &shared.target;
-    let open = open_app_stream(
-        &target.client,
-        &target.session,
-        &target.app.name,
-        target.app.proxy_kind(),
-        shared.options.handshake_timeout,
-    );
-    let stream = tokio::select! {
-        stream = open => stream,
-        _ = cancel.cancelled() => return None,
-    };
-    let stream = match stream {
-        Ok(stream) => stream,
-        Err(e) => {
-            if target.app.protocol.is_web() {
-                // A browser shows this page instead of a bare reset.
-                let _ = socket
-                    .write_all(error_page(&target.app.name, &e.to_string()).as_bytes())
-                    .await;
+    let mut pending = BytesMut::new();
+    if let Some(guard) = &shared.guard {
+        let checked = tokio::select! {
+            checked = guard.read_and_check(&mut socket, &mut pending) => checked,
+            _ = cancel.cancelled() => return None,
+        };
+        match checked {
+            Ok(true) => {}
+            // The client left (or never spoke): nothing was asked, nothing failed.
+            Ok(false) => return None,
+            Err(refusal) => {
+                let _ = socket.write_all(refusal.response().as_bytes()).await;
                 let _ = socket.shutdown().await;
+                return Some(refusal.to_string());
             }
-            return Some(e.to_string());
         }
-    };
-    shared.counters.connection_established();
-    let mut relay_options = shared.options.relay;
+    }
+    let replay = Replay::with_pending(shared.options.replay_limit, pending);
+    let (mut local_rx, mut local_tx) = socket.split();
+    let outcome = relay_to_app(
+        &mut local_rx,
+        &mut local_tx,
+        &shared.target,
+        &shared.options,
+        &shared.counters,
+        cancel,
+        replay,
+    )
+    .await;
+    // Tell the local client (TCP FIN) in every case.
+    let _ = local_tx.shutdown().await;
+    outcome.err().map(|e| e.to_string())
+}
+
+/// Why one relayed connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The WebSocket handshake was refused or failed.
+    #[error(transparent)]
+    Handshake(#[from] ApiError),
+    /// The relay ended with an error.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The app kept refusing (close 1013) until the deadline.
+    #[error("{app} did not start listening within {secs} s (close 1013); check that it runs in the session")]
+    AppNotStarted {
+        /// The app's name.
+        app: String,
+        /// How long Porthole kept trying.
+        secs: u64,
+    },
+}
+
+/// Relays one local byte stream to the app over a new WebSocket until either side ends,
+/// retrying with backoff while the app is not listening yet (close 1013 before it
+/// answered; see [`Replay`]). Returns `Ok` when the connection ended normally or the
+/// tunnel was stopped. Web apps get an error page on a failed handshake. The caller
+/// shuts `local_tx` down.
+pub async fn relay_to_app<R, W>(
+    local_rx: &mut R,
+    local_tx: &mut W,
+    target: &TunnelTarget,
+    options: &TunnelOptions,
+    counters: &Counters,
+    cancel: &CancellationToken,
+    mut replay: Replay,
+) -> Result<(), ConnectionError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut relay_options = options.relay;
     if target.client.is_session_mode() && relay_options.first_reply_timeout.is_none() {
         relay_options.first_reply_timeout = Some(SESSION_MODE_FIRST_REPLY);
     }
-    let (local_rx, local_tx) = socket.into_split();
-    match relay(
-        local_rx,
-        local_tx,
-        stream,
-        &shared.counters,
-        relay_options,
-        cancel,
-    )
-    .await
-    {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
+    let mut waiting = AppStartWait::new(counters, options.app_start_timeout);
+    loop {
+        let open = open_app_stream(
+            &target.client,
+            &target.session,
+            &target.app.name,
+            target.app.proxy_kind(),
+            options.handshake_timeout,
+        );
+        let stream = tokio::select! {
+            stream = open => stream,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                if target.app.protocol.is_web() {
+                    // A browser shows this page instead of a bare reset.
+                    let page = error_page(&target.app.name, &e.to_string());
+                    let _ = local_tx.write_all(page.as_bytes()).await;
+                }
+                return Err(e.into());
+            }
+        };
+        counters.connection_established();
+        let relayed = relay(
+            local_rx,
+            local_tx,
+            stream,
+            counters,
+            relay_options,
+            cancel,
+            &mut replay,
+        )
+        .await;
+        match relayed {
+            Err(RelayError::AppNotListening) if replay.can_replay() => {
+                if !waiting.backoff(cancel).await {
+                    if cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    return Err(ConnectionError::AppNotStarted {
+                        app: target.app.name.clone(),
+                        secs: options.app_start_timeout.as_secs(),
+                    });
+                }
+            }
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A connection waiting for its app to start listening: counted as waiting (the tunnel
+/// reports `starting`) and retried with exponential backoff until a deadline.
+struct AppStartWait<'a> {
+    counters: &'a Counters,
+    deadline: tokio::time::Instant,
+    delay: Duration,
+    counted: bool,
+}
+
+impl<'a> AppStartWait<'a> {
+    const FIRST_DELAY: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_secs(2);
+
+    fn new(counters: &'a Counters, timeout: Duration) -> Self {
+        AppStartWait {
+            counters,
+            deadline: tokio::time::Instant::now() + timeout,
+            delay: Self::FIRST_DELAY,
+            counted: false,
+        }
+    }
+
+    /// Waits before the next attempt; `false` when the deadline has passed or the
+    /// tunnel is stopping.
+    async fn backoff(&mut self, cancel: &CancellationToken) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        if !self.counted {
+            self.counted = true;
+            self.counters.waiting_started();
+        }
+        let wake = (now + self.delay).min(self.deadline);
+        self.delay = (self.delay * 2).min(Self::MAX_DELAY);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => true,
+            _ = cancel.cancelled() => false,
+        }
+    }
+}
+
+impl Drop for AppStartWait<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.counters.waiting_ended();
+        }
     }
 }
 
@@ -359,7 +533,7 @@ fn error_page(app: &str, reason: &str) -> String {
     )
 }
 
-fn html_escape(text: &str) -> String {
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -85,21 +85,93 @@ pub enum RelayError {
     Transport(String),
 }
 
+/// The bytes a local client sent before the app's first byte came back.
+///
+/// The manager accepts the WebSocket before it connects to the app, and closes it with
+/// 1013 when the app is not listening yet, dropping what the client sent. Keeping those
+/// first bytes lets the connection be retried on a fresh WebSocket as if nothing
+/// happened, so a browser sees the app once it is up rather than an error page.
+#[derive(Debug)]
+pub struct Replay {
+    bytes: BytesMut,
+    limit: usize,
+    /// More than `limit` bytes went out unanswered, or the app answered: no replay.
+    spent: bool,
+}
+
+impl Replay {
+    /// Keeps at most `limit` unanswered bytes; 0 disables replaying.
+    pub fn new(limit: usize) -> Self {
+        Replay {
+            bytes: BytesMut::new(),
+            limit,
+            spent: limit == 0,
+        }
+    }
+
+    /// Bytes already read from the client (e.g. a request head) that the relay sends
+    /// first.
+    pub fn with_pending(limit: usize, pending: BytesMut) -> Self {
+        let mut replay = Replay::new(limit);
+        replay.record(&pending);
+        replay.bytes = pending;
+        replay
+    }
+
+    /// Whether a failed attempt can be replayed on a new WebSocket.
+    pub fn can_replay(&self) -> bool {
+        !self.spent
+    }
+
+    fn record(&mut self, chunk: &[u8]) {
+        if self.spent {
+            return;
+        }
+        if self.bytes.len() + chunk.len() > self.limit {
+            self.spent = true;
+            self.bytes = BytesMut::new();
+        }
+    }
+
+    fn keep(&mut self, chunk: &[u8]) {
+        self.record(chunk);
+        if !self.spent {
+            self.bytes.extend_from_slice(chunk);
+        }
+    }
+
+    fn answered(&mut self) {
+        self.spent = true;
+        self.bytes = BytesMut::new();
+    }
+}
+
 /// Relays between a local byte stream (a TCP connection's halves, or stdin/stdout for
 /// `porthole proxy`) and `stream` until one side closes, the link dies or `cancel` fires.
+///
+/// `replay` holds bytes to send first and collects what goes out before the app answers
+/// (see [`Replay`]). The caller shuts the local side down afterwards, unless it replays.
 pub async fn relay<R, W>(
-    mut local_rx: R,
-    mut local_tx: W,
+    local_rx: &mut R,
+    local_tx: &mut W,
     stream: AppStream,
     counters: &Counters,
     options: RelayOptions,
     cancel: &CancellationToken,
+    replay: &mut Replay,
 ) -> Result<RelayEnd, RelayError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (mut ws_tx, mut ws_rx) = stream.split();
+    if !replay.bytes.is_empty() {
+        let first = replay.bytes.clone().freeze();
+        ws_tx
+            .send(Message::Binary(first))
+            .await
+            .map_err(|e| RelayError::Transport(e.to_string()))?;
+    }
     let started = Instant::now();
     // Milliseconds since `started` of the last frame received; read by the ping check.
     let last_frame_ms = AtomicU64::new(0);
@@ -134,6 +206,13 @@ where
                         }
                         counters.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
                         let chunk = buf.split().freeze();
+                        if !replay.spent {
+                            if got_data.load(Ordering::Relaxed) {
+                                replay.answered();
+                            } else {
+                                replay.keep(&chunk);
+                            }
+                        }
                         ws_tx
                             .send(Message::Binary(chunk))
                             .await
@@ -221,8 +300,9 @@ where
         },
     };
     drop((upstream, downstream));
-    // Tell the local client (TCP FIN, or EOF on stdout).
-    let _ = local_tx.shutdown().await;
+    if got_data.load(Ordering::Relaxed) {
+        replay.answered();
+    }
     outcome
 }
 

@@ -11,7 +11,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelState {
-    /// Binding the port and asking the server to start the app.
+    /// Binding the port and asking the server to start the app, or connections are
+    /// waiting for the app to start listening (close 1013, retried with backoff).
     Starting,
     /// Ready, no connection open.
     Listening,
@@ -76,6 +77,8 @@ pub struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) bytes_up: AtomicU64,
     pub(crate) bytes_down: AtomicU64,
+    /// Connections retrying while the app starts listening.
+    pub(crate) waiting: AtomicU64,
     /// Set after a failure, cleared by the next connection that gets through.
     pub(crate) degraded: std::sync::atomic::AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
@@ -107,6 +110,16 @@ impl Counters {
         self.changed.notify_one();
     }
 
+    pub(crate) fn waiting_started(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    pub(crate) fn waiting_ended(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
     pub(crate) fn record_error(&self, error: String) {
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(error);
@@ -118,7 +131,9 @@ impl Counters {
     /// is in a terminal or starting state.
     pub(crate) fn snapshot(&self, fixed_state: Option<TunnelState>) -> TunnelStatus {
         let active = self.active.load(Ordering::Relaxed);
-        let state = fixed_state.unwrap_or(if active > 0 {
+        let state = fixed_state.unwrap_or(if self.waiting.load(Ordering::Relaxed) > 0 {
+            TunnelState::Starting
+        } else if active > 0 {
             TunnelState::Active
         } else if self.degraded.load(Ordering::Relaxed) {
             TunnelState::Degraded
