@@ -12,7 +12,7 @@ need_apt=()
 # The desktop app is a workspace member, so building and linting the workspace needs
 # the WebKitGTK and tray development packages too.
 for pkg in pkg-config libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-  librsvg2-dev openssh-server openssh-client curl faketime python3-venv; do
+  librsvg2-dev openssh-server openssh-client curl faketime python3-venv rsync dropbear-bin; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

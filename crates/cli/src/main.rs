@@ -36,6 +36,8 @@ enum Command {
     Open(commands::open::Args),
     /// SSH into a session (downloads its key, tunnels sshd, runs ssh).
     Ssh(commands::ssh::Args),
+    /// Write `Host <session>.porthole` entries for plain ssh/scp/rsync (--remove undoes it).
+    SshConfig(commands::ssh_config::Args),
     /// Relay stdin/stdout to an app over one WebSocket (for ssh's ProxyCommand).
     Proxy(commands::proxy::Args),
     /// Manage saved endpoints (secrets go to the OS keychain).
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
             Command::Open(args) => commands::open::run(profile, args).await,
             Command::Ssh(args) => commands::ssh::run(profile, args).await,
             Command::Proxy(args) => commands::proxy::run(profile, args).await,
+            Command::SshConfig(args) => commands::ssh_config::run(profile, args).await,
             Command::Profile(cmd) => commands::profile::run(cmd),
         }
     });

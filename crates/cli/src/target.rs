@@ -20,6 +20,9 @@ pub enum CliError {
     /// A tunnel could not start.
     #[error(transparent)]
     Tunnel(#[from] porthole_core::tunnel::TunnelError),
+    /// The managed SSH config could not be written.
+    #[error(transparent)]
+    SshConfig(#[from] porthole_core::ssh_config::SshConfigError),
     /// The SSH key is unusable.
     #[error(transparent)]
     Key(#[from] porthole_core::ssh::KeyError),
@@ -47,6 +50,18 @@ pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {
         },
     };
     Ok(BackendClient::connect(&endpoint, &credentials, &options).await?)
+}
+
+/// The profile that [`connect`] uses for `profile`: the named one, none when BACKEND_*
+/// variables configure the endpoint, else the active profile.
+pub fn profile_in_use(profile: Option<&str>) -> Result<Option<String>, CliError> {
+    if let Some(name) = profile {
+        return Ok(Some(name.to_owned()));
+    }
+    if var("BACKEND_ENDPOINT").is_some() {
+        return Ok(None);
+    }
+    Ok(Some(ProfileStore::default_location()?.get(None)?.name))
 }
 
 fn var(name: &str) -> Option<String> {

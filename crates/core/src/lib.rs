@@ -7,5 +7,6 @@ pub mod catalog;
 pub mod profiles;
 pub mod settings;
 pub mod ssh;
+pub mod ssh_config;
 pub mod terminal;
 pub mod tunnel;

@@ -35,8 +35,7 @@ impl KeyFile {
     /// Writes `key` (anything before the first `-----` is dropped, as the WebUI does)
     /// to a fresh 0700 directory under `parent` (the system temp dir when `None`).
     pub fn write(key: &[u8], parent: Option<&Path>) -> Result<KeyFile, KeyError> {
-        let start = find(key, b"-----BEGIN").ok_or(KeyError::NotAKey)?;
-        let key = &key[start..];
+        let key = private_key(key)?;
         let mut builder = tempfile::Builder::new();
         builder.prefix("porthole-ssh-");
         let dir = match parent {
@@ -53,11 +52,7 @@ impl KeyFile {
             options.mode(0o600);
         }
         let mut file = options.open(&path)?;
-        file.write_all(key)?;
-        if !key.ends_with(b"\n") {
-            // OpenSSH refuses a key whose last line lacks its newline.
-            file.write_all(b"\n")?;
-        }
+        file.write_all(&key)?;
         file.sync_all()?;
         Ok(KeyFile { dir, path })
     }
@@ -74,11 +69,23 @@ impl KeyFile {
     }
 }
 
+/// The private key in a downloaded `id_container`: anything before the first `-----`
+/// dropped (as the WebUI does), and a final newline added (OpenSSH refuses a key whose
+/// last line lacks it).
+pub fn private_key(downloaded: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let start = find(downloaded, b"-----BEGIN").ok_or(KeyError::NotAKey)?;
+    let mut key = downloaded[start..].to_vec();
+    if !key.ends_with(b"\n") {
+        key.push(b'\n');
+    }
+    Ok(key)
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,7 @@ pub mod profile;
 pub mod proxy;
 pub mod sessions;
 pub mod ssh;
+pub mod ssh_config;
 
 use std::net::{IpAddr, SocketAddr};
 
