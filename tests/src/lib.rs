@@ -560,6 +560,11 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves a fresh directory holding `index.html` with `body`.
     pub async fn start(body: &str) -> HttpServer {
+        Self::start_on(0, body).await
+    }
+
+    /// Like [`HttpServer::start`], on `port` (0: a free one).
+    pub async fn start_on(port: u16, body: &str) -> HttpServer {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::write(root.path().join("index.html"), body).expect("index.html");
         let mut child = Command::new("python3")
@@ -569,7 +574,7 @@ impl HttpServer {
                 "http.server",
                 "--bind",
                 "127.0.0.1",
-                "0",
+                &port.to_string(),
                 "--directory",
             ])
             .arg(root.path())

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use porthole_core::api::{BackendClient, ComputeSession};
 use porthole_core::ssh::{ssh_command_line, KeyFile, KEY_FILE_NAME};
-use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelTarget};
+use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelState, TunnelTarget};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -121,10 +121,23 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         eprintln!("Press Ctrl-C to stop.");
     }
     let mut status = tunnel.status();
+    let app_name = app.name.clone();
     let reporter = async {
         let mut last_error = None;
+        let mut starting = false;
         while status.changed().await.is_ok() {
-            let current = status.borrow_and_update().last_error.clone();
+            let (state, current) = {
+                let now = status.borrow_and_update();
+                (now.state, now.last_error.clone())
+            };
+            let now_starting = state == TunnelState::Starting;
+            if now_starting && !starting {
+                eprintln!(
+                    "porthole: {app_name} is not listening yet; holding connections until it is                      (up to {} s)",
+                    TunnelOptions::default().app_start_timeout.as_secs()
+                );
+            }
+            starting = now_starting;
             if current.is_some() && current != last_error {
                 if let Some(error) = &current {
                     eprintln!("porthole: connection failed: {error}");

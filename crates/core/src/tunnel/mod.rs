@@ -356,7 +356,11 @@ async fn serve_connection(
             Err(refusal) => {
                 let _ = socket.write_all(refusal.response().as_bytes()).await;
                 let _ = socket.shutdown().await;
-                return Some(refusal.to_string());
+                // Reported, but the tunnel is fine: a web page's rebinding attempt must
+                // not mark the user's tunnel as failing.
+                tracing::warn!(error = %refusal, "web tunnel refused a request");
+                shared.counters.record_error(refusal.to_string());
+                return None;
             }
         }
     }
