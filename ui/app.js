@@ -892,6 +892,34 @@ async function saveSettings() {
   }
 }
 
+// ----- ssh config -----
+
+function sshConfigResult(text, isError) {
+  const r = $('#ssh-config-result');
+  r.textContent = isError ? errorText(text) : text;
+  r.className = `result ${isError ? 'error' : 'ok'}`;
+}
+
+async function writeSshConfig() {
+  try {
+    const r = await call('write_ssh_config');
+    const hosts = r.hosts.length ? `ssh ${r.hosts.join(', ssh ')}` : 'no running session has SSH';
+    const backup = r.backup ? ` (previous version saved as ${r.backup})` : '';
+    sshConfigResult(`Wrote ${r.config}: ${hosts}. ${r.user_config} includes it${backup}.`, false);
+  } catch (e) {
+    sshConfigResult(e, true);
+  }
+}
+
+async function removeSshConfig() {
+  try {
+    const removed = await call('remove_ssh_config');
+    sshConfigResult(removed ? 'Removed the Porthole hosts and the Include line.' : 'Nothing to remove.', false);
+  } catch (e) {
+    sshConfigResult(e, true);
+  }
+}
+
 // ----- logs -----
 
 async function loadLogs() {
@@ -997,6 +1025,8 @@ function bindEvents() {
       settingsResult(e, true);
     }
   };
+  $('#ssh-config-write').onclick = writeSshConfig;
+  $('#ssh-config-remove').onclick = removeSshConfig;
   $('#logs-refresh').onclick = loadLogs;
   $('#logs-copy').onclick = () => copy($('#log-lines').textContent, 'log lines');
   document.addEventListener('visibilitychange', () => {

@@ -15,6 +15,7 @@ use porthole_core::catalog::{self, AppAction, SessionView, TrayMenu};
 use porthole_core::profiles::{AuthMode, Profile, ProfileError, ProfileStore, SecretStore};
 use porthole_core::settings::{port_key, PortMemory, Settings, SettingsStore};
 use porthole_core::ssh::{self, KeyFile, CONTAINER_USER, KEY_FILE_NAME};
+use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths, SshHost};
 use porthole_core::terminal;
 use porthole_core::tunnel::{TunnelError, TunnelInfo, TunnelManager, TunnelOptions, TunnelTarget};
 use porthole_emulator::demo::{self, Demo, DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
@@ -34,6 +35,51 @@ pub trait Launcher: Send + Sync {
     fn spawn(&self, program: &str, args: &[String]) -> Result<(), String>;
 }
 
+/// What "Write SSH config" did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshConfigReply {
+    /// The hosts written, e.g. `train-1.porthole`.
+    pub hosts: Vec<String>,
+    /// The managed config file.
+    pub config: String,
+    /// The `Include` line in the user's config.
+    pub include: String,
+    /// The user's config file.
+    pub user_config: String,
+    /// Where its previous version was saved, when Porthole changed it now.
+    pub backup: Option<String>,
+}
+
+/// The `porthole` command the managed SSH config runs as ProxyCommand:
+/// `$PORTHOLE_CLI`, else next to this app's binary (both ship together), else on PATH.
+fn porthole_command() -> Result<PathBuf, UiError> {
+    let name = if cfg!(windows) {
+        "porthole.exe"
+    } else {
+        "porthole"
+    };
+    let from_env = std::env::var_os("PORTHOLE_CLI").map(PathBuf::from);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)));
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(name));
+    from_env
+        .into_iter()
+        .chain(beside)
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            UiError::new(
+                "no-cli",
+                "the porthole command is not installed (ssh runs it to reach sessions); \
+                 install it next to the app or on your PATH",
+            )
+        })
+}
+
 /// Where the app keeps its files.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -46,6 +92,8 @@ pub struct Paths {
     /// Where downloaded SSH keys go (a private directory is made inside); `None` for the
     /// system temp dir.
     pub keys_dir: Option<PathBuf>,
+    /// `~/.ssh`, for the managed SSH config; `None` without a home directory.
+    pub ssh: Option<SshConfigPaths>,
 }
 
 impl Paths {
@@ -63,6 +111,7 @@ impl Paths {
             settings: dir.join("settings.toml"),
             ports: dir.join("ports.toml"),
             keys_dir,
+            ssh: SshConfigPaths::default_location().ok(),
         })
     }
 }
@@ -261,6 +310,7 @@ pub struct Engine {
     settings: SettingsStore,
     ports: PortMemory,
     keys_dir: Option<PathBuf>,
+    ssh_paths: Option<SshConfigPaths>,
     launcher: Arc<dyn Launcher>,
     demo_mode: DemoMode,
     ssh_user: String,
@@ -296,6 +346,7 @@ impl Engine {
             settings: SettingsStore::at(paths.settings),
             ports: PortMemory::at(paths.ports),
             keys_dir: paths.keys_dir,
+            ssh_paths: paths.ssh,
             launcher,
             demo_mode,
             ssh_user: std::env::var("PORTHOLE_SSH_USER")
@@ -884,6 +935,60 @@ impl Engine {
         catalog::tray_menu(&self.tunnels.list(), lock(&self.endpoint_error).is_some())
     }
 
+    // ----- managed ssh config -----
+
+    /// Writes a `Host <session>.porthole` for every running session with sshd of the
+    /// current profile (see [`ssh_config`]), reached through the `porthole` command.
+    pub async fn write_ssh_config(&self) -> Result<SshConfigReply, UiError> {
+        let conn = self.connection()?;
+        if conn.info.demo {
+            return Err(UiError::new(
+                "demo",
+                "the demo's sessions exist only while Porthole runs; sign in with a saved \
+                 profile to write an SSH config",
+            ));
+        }
+        let paths = self.ssh_paths()?;
+        let program = porthole_command()?;
+        let sessions = conn.client.list_sessions(false).await?;
+        let mut hosts = Vec::new();
+        for session in sessions
+            .iter()
+            .filter(|s| s.is_running() && s.app("sshd").is_some())
+        {
+            hosts.push(SshHost {
+                session: session.name.clone(),
+                key: conn.client.download_file(session, KEY_FILE_NAME).await?,
+            });
+        }
+        let proxy = ProxySpec {
+            program,
+            profile: Some(conn.info.profile.clone()),
+            user: self.ssh_user.clone(),
+        };
+        let installed = ssh_config::install(&paths, &hosts, &proxy)?;
+        tracing::info!(hosts = installed.hosts.len(), "ssh config written");
+        Ok(SshConfigReply {
+            hosts: installed.hosts,
+            config: installed.config.display().to_string(),
+            include: paths.include_line(),
+            user_config: paths.user_config().display().to_string(),
+            backup: installed.backup.map(|b| b.display().to_string()),
+        })
+    }
+
+    /// Takes the managed SSH config out again; `true` when there was something to remove.
+    pub fn remove_ssh_config(&self) -> Result<bool, UiError> {
+        let removed = ssh_config::remove(&self.ssh_paths()?)?;
+        Ok(removed.include_removed || removed.managed_removed)
+    }
+
+    fn ssh_paths(&self) -> Result<SshConfigPaths, UiError> {
+        self.ssh_paths
+            .clone()
+            .ok_or_else(|| UiError::new("no-home", "cannot find your home directory"))
+    }
+
     /// Stops every tunnel, removes the keys and stops the demo: the clean part of Quit.
     pub async fn shutdown(&self) {
         self.stop_all().await;
@@ -970,6 +1075,7 @@ mod tests {
             settings: dir.path().join("cfg/settings.toml"),
             ports: dir.path().join("cfg/ports.toml"),
             keys_dir: Some(dir.path().to_owned()),
+            ssh: Some(SshConfigPaths::in_home(&dir.path().join("home"))),
         };
         let launcher = Arc::new(Recorder::default());
         let secrets = Arc::new(MemorySecrets::default());
@@ -982,9 +1088,18 @@ mod tests {
         }
     }
 
-    fn http_get(addr: &str) -> String {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(s, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    /// GET / from the tunnel at `url` (`http://name.localhost:PORT/`), connecting to the
+    /// loopback address as a browser would resolve the name.
+    fn http_get(url: &str) -> String {
+        let host = url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let port = host.rsplit(':').next().unwrap();
+        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         body
@@ -1035,11 +1150,14 @@ mod tests {
         assert!(opened.launched);
         let url = lock(&rig.launcher.urls)[0].clone();
         assert_eq!(Some(url.clone()), opened.url);
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let page = tokio::task::spawn_blocking(move || http_get(&addr))
+        assert_eq!(
+            url,
+            format!(
+                "http://jupyter-demo-notebook.localhost:{}/",
+                opened.tunnel.local_addr.port()
+            )
+        );
+        let page = tokio::task::spawn_blocking(move || http_get(&url))
             .await
             .unwrap();
         assert!(page.contains("Porthole demo app"), "{page}");
@@ -1054,6 +1172,8 @@ mod tests {
         let menu = rig.engine.tray_menu();
         assert_eq!(menu.tunnels.len(), 1);
         assert_eq!(menu.tunnels[0].label, "demo-notebook · Jupyter");
+        let ssh_config = rig.engine.write_ssh_config().await.unwrap_err();
+        assert_eq!(ssh_config.kind, "demo", "{ssh_config:?}");
 
         let port = opened.tunnel.local_addr.port();
         assert!(rig.engine.stop_tunnel(opened.tunnel.id).await);
@@ -1132,6 +1252,7 @@ mod tests {
             settings: rig.dir.path().join("cfg/settings.toml"),
             ports: rig.dir.path().join("cfg/ports.toml"),
             keys_dir: None,
+            ssh: None,
         };
         let again = Engine::new(
             paths,
@@ -1149,6 +1270,7 @@ mod tests {
             settings: rig.dir.path().join("cfg/settings.toml"),
             ports: rig.dir.path().join("cfg/ports.toml"),
             keys_dir: None,
+            ssh: None,
         };
         let third = Engine::new(
             paths,

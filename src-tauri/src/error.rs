@@ -92,6 +92,12 @@ impl From<KeyError> for UiError {
     }
 }
 
+impl From<porthole_core::ssh_config::SshConfigError> for UiError {
+    fn from(e: porthole_core::ssh_config::SshConfigError) -> Self {
+        UiError::new(e.kind(), e.to_string())
+    }
+}
+
 impl From<TemplateError> for UiError {
     fn from(e: TemplateError) -> Self {
         UiError::new(

@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use engine::{
     Connected, DemoMode, Engine, OpenReply, Paths, ProfileInput, ProfileSummary, SessionsReply,
-    SettingsReply, Startup, TestReport,
+    SettingsReply, SshConfigReply, Startup, TestReport,
 };
 use error::UiError;
 use logging::LogRing;
@@ -112,6 +112,16 @@ async fn open_app(
 #[tauri::command]
 fn open_tunnel(engine: Eng<'_>, id: u64) -> Reply<()> {
     engine.open_tunnel(id)
+}
+
+#[tauri::command]
+async fn write_ssh_config(engine: Eng<'_>) -> Reply<SshConfigReply> {
+    engine.write_ssh_config().await
+}
+
+#[tauri::command]
+fn remove_ssh_config(engine: Eng<'_>) -> Reply<bool> {
+    engine.remove_ssh_config()
 }
 
 #[tauri::command]
@@ -348,6 +358,8 @@ pub fn run() -> ExitCode {
             get_settings,
             save_settings,
             test_terminal,
+            write_ssh_config,
+            remove_ssh_config,
             recent_logs,
             app_version,
         ])

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 
 import {
   ACCESS_KEY, SECRET_KEY, Procs, appEnv, browserScript, checkEnvironment, filesContaining,
-  APP, portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
+  APP, getTunnel, portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
   startSshd, tempRoot, terminalScript, waitForFile,
 } from './harness.mjs';
 
@@ -167,10 +167,11 @@ test('clicking an http app hands the browser a URL that serves the page through 
   await wd.clickCss(`${app('jupyter')} .app-button`);
   const urls = await waitForFile(browser.log, 60000);
   const url = urls.trim().split('\n').pop();
-  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-  const res = await fetch(url, { signal: AbortSignal.timeout(20000) });
+  // Each web tunnel has its own *.localhost name, so apps keep their cookies apart.
+  assert.match(url, /^http:\/\/jupyter-gui-lab\.localhost:\d+\/$/);
+  const res = await getTunnel(url);
   assert.equal(res.status, 200);
-  assert.match(await res.text(), new RegExp(MARKER));
+  assert.match(res.text, new RegExp(MARKER));
   await wd.waitFor('the app button to show the open port', async () =>
     (await wd.execute('return document.querySelector(arguments[0]).dataset.state;', [app('jupyter')])) === 'open');
 });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import {
-  Procs, appEnv, browserScript, checkEnvironment, saveShot, startApp, tempRoot, waitForFile,
+  Procs, appEnv, browserScript, checkEnvironment, getTunnel, saveShot, startApp, tempRoot,
+  waitForFile,
 } from './harness.mjs';
 
 const notebook = '#sessions li.session[data-name="demo-notebook"]';
@@ -36,7 +37,7 @@ async function launch(name, extra) {
 async function openNotebook(wd, browser) {
   await wd.clickCss(`${notebook} .app-group[data-app="jupyter"] .app-button`);
   const url = (await waitForFile(browser.log, 60000)).trim().split('\n').pop();
-  const page = await (await fetch(url, { signal: AbortSignal.timeout(20000) })).text();
+  const page = (await getTunnel(url)).text;
   assert.match(page, /Porthole demo app/);
   return url;
 }

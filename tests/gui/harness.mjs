@@ -5,6 +5,7 @@
 
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -307,5 +308,25 @@ export function portOpen(port) {
     const s = net.connect({ host: '127.0.0.1', port });
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
+  });
+}
+
+// GET a tunnel URL such as http://jupyter-s.localhost:PORT/ the way a browser does:
+// `*.localhost` is the loopback address (browsers know it; glibc here does not), and
+// the name goes in the Host header, which the tunnel's Host guard checks.
+export function getTunnel(url, timeoutMs = 20000) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: '127.0.0.1', port: Number(u.port), path: `${u.pathname}${u.search}`, headers: { Host: u.host }, timeout: timeoutMs },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
   });
 }

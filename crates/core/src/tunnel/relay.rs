@@ -97,6 +97,9 @@ pub struct Replay {
     limit: usize,
     /// More than `limit` bytes went out unanswered, or the app answered: no replay.
     spent: bool,
+    /// Pending bytes read before the relay started (a request head), not yet counted
+    /// as sent.
+    uncounted: u64,
 }
 
 impl Replay {
@@ -106,6 +109,7 @@ impl Replay {
             bytes: BytesMut::new(),
             limit,
             spent: limit == 0,
+            uncounted: 0,
         }
     }
 
@@ -114,6 +118,7 @@ impl Replay {
     pub fn with_pending(limit: usize, pending: BytesMut) -> Self {
         let mut replay = Replay::new(limit);
         replay.record(&pending);
+        replay.uncounted = pending.len() as u64;
         replay.bytes = pending;
         replay
     }
@@ -171,6 +176,10 @@ where
             .send(Message::Binary(first))
             .await
             .map_err(|e| RelayError::Transport(e.to_string()))?;
+        // Counted once, however often the bytes are replayed.
+        counters
+            .bytes_up
+            .fetch_add(std::mem::take(&mut replay.uncounted), Ordering::Relaxed);
     }
     let started = Instant::now();
     // Milliseconds since `started` of the last frame received; read by the ping check.
