@@ -252,6 +252,42 @@ test('stopping tunnels closes their ports and removes the ssh key', async () => 
   assert.equal(menu.tunnels.length, 0);
 });
 
+test('Settings → SSH config lets plain ssh reach the session, and Remove undoes it', async () => {
+  const sshDir = path.join(dirs.home, '.ssh');
+  fs.mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  const own = 'Host example.org\n    User me\n';
+  fs.writeFileSync(path.join(sshDir, 'config'), own);
+  await wd.clickCss('.tab[data-view="settings"]');
+  await wd.clickCss('#ssh-config-write');
+  const said = await wd.waitText('#ssh-config-result', (t) => t.length > 0, 30000);
+  assert.match(said, /ssh gui-lab\.porthole/, said);
+  await saveShot(wd, '10-ssh-config.png');
+  const config = fs.readFileSync(path.join(sshDir, 'config'), 'utf8');
+  assert.ok(config.endsWith(own), config);
+  assert.equal(fs.readFileSync(path.join(sshDir, 'config.porthole-backup'), 'utf8'), own);
+  // Plain ssh, as a user's shell runs it: the ProxyCommand is the porthole command with
+  // the app's profile, whose secret comes from the same keychain.
+  const sshEnv = { ...env };
+  for (const k of Object.keys(sshEnv)) if (k.startsWith('BACKEND_')) delete sshEnv[k];
+  const out = await new Promise((resolve) => {
+    const child = spawn('ssh', ['-F', path.join(sshDir, 'config'), '-o', 'BatchMode=yes', 'gui-lab.porthole', 'echo', 'via-ssh-config'],
+      { env: sshEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stdout.trim(), 'via-ssh-config');
+  await wd.clickCss('#ssh-config-remove');
+  await wd.waitText('#ssh-config-result', (t) => t.startsWith('Removed'));
+  assert.equal(fs.readFileSync(path.join(sshDir, 'config'), 'utf8'), own);
+  assert.equal(fs.existsSync(path.join(sshDir, 'porthole')), false);
+  await wd.clickCss('.tab[data-view="main"]');
+});
+
 test('dark mode', async () => {
   await wd.clickCss('.tab[data-view="settings"]');
   await wd.waitVisible('#st-theme');
