@@ -170,3 +170,47 @@ async fn a_request_waits_for_an_app_that_listens_late() {
     .await;
     assert!(!rest.contains("connection failed"), "{rest}");
 }
+
+/// The session is terminated under a running `porthole open`: a connection ending prompts
+/// a listing check; porthole stops the tunnel, says why in one line and exits 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn porthole_open_stops_when_its_session_ends() {
+    let http = HttpServer::start(PAGE).await;
+    let emu = emulator_with(vec![Service::new("web", "http", &http.target())]).await;
+    let mut cmd = emu.porthole(&["open", "train-1", "web", "--json", "--no-launch"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let ready = read_line_until(&mut stdout, 30, "porthole open", |l| l.starts_with('{')).await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let url = ready["url"].as_str().unwrap().to_owned();
+    assert_eq!(curl(&[&url]).await.0, "200");
+
+    let control = reqwest::Client::new()
+        .post(format!("{}/_emulator/sessions/train-1/status", emu.url))
+        .json(&serde_json::json!({ "status": "TERMINATED" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(control.status().is_success(), "{control:?}");
+    // The browser's next request meets the ended session (502), unless the end of the
+    // first request already prompted the check that stopped the tunnel (refused).
+    let mut next = Command::new("curl");
+    next.args(["-sS", "--max-time", "30", "-o", "/dev/null", &url]);
+    let _ = run_with_timeout(next, 40).await;
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("porthole open exits once the session ended")
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "porthole: session train-1 has ended (it is no longer listed); its tunnels were stopped",
+        "{stderr}"
+    );
+}

@@ -369,3 +369,78 @@ async fn emulator_with_service(target: SocketAddr) -> RunningEmulator {
         .await
         .unwrap()
 }
+
+/// The session is terminated while a connection is open: the relay closes (1001, like an
+/// app hanging up), which prompts a listing check, and the tunnel stops itself with the
+/// reason and releases its port, although its periodic check is far away.
+#[tokio::test]
+async fn a_terminated_session_stops_its_tunnel_and_says_why() {
+    let emu = emulator(echo_server().await).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let options = TunnelOptions {
+        session_check: Some(Duration::from_secs(3600)),
+        ..TunnelOptions::default()
+    };
+    let tunnel = Tunnel::start(
+        target(&emu, keypair(), "echo").await,
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    let local = tunnel.local_addr();
+    let mut status = tunnel.status();
+    let mut socket = TcpStream::connect(local).await.unwrap();
+    socket.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    socket.read_exact(&mut buf).await.unwrap();
+    emu.set_session_status("s1", "TERMINATED").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+        .await
+        .expect("the open connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let failed = wait_for(&mut status, "failed with the reason", |s| {
+        s.state == TunnelState::Failed
+    })
+    .await;
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("session s1 has ended (it is no longer listed); its tunnels were stopped"),
+        "{failed:?}"
+    );
+    assert!(TcpStream::connect(local).await.is_err(), "port released");
+    tunnel.stop().await;
+}
+
+/// An idle tunnel (no connection to prompt a check) notices at its periodic check.
+#[tokio::test]
+async fn an_idle_tunnel_notices_its_session_ending_at_the_next_check() {
+    let emu = emulator(echo_server().await).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let options = TunnelOptions {
+        session_check: Some(Duration::from_millis(200)),
+        ..TunnelOptions::default()
+    };
+    let tunnel = Tunnel::start(
+        target(&emu, keypair(), "echo").await,
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    let mut status = tunnel.status();
+    emu.set_session_status("s1", "TERMINATING").unwrap();
+    let failed = wait_for(&mut status, "failed with the reason", |s| {
+        s.state == TunnelState::Failed
+    })
+    .await;
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("session s1 is TERMINATING; its tunnels were stopped"),
+        "{failed:?}"
+    );
+    tunnel.stop().await;
+}

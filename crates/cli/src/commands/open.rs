@@ -130,10 +130,15 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
                 let now = status.borrow_and_update();
                 (now.state, now.last_error.clone())
             };
+            if state == TunnelState::Failed {
+                // The tunnel stopped itself (the session ended); said below.
+                return current;
+            }
             let now_starting = state == TunnelState::Starting;
             if now_starting && !starting {
                 eprintln!(
-                    "porthole: {app_name} is not listening yet; holding connections until it is                      (up to {} s)",
+                    "porthole: {app_name} is not listening yet; holding connections until it \
+                     is (up to {} s)",
                     TunnelOptions::default().app_start_timeout.as_secs()
                 );
             }
@@ -145,12 +150,16 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
                 last_error = current;
             }
         }
+        None
     };
-    tokio::select! {
-        _ = stop => {}
-        _ = reporter => {}
-    }
+    let failed = tokio::select! {
+        _ = stop => None,
+        failed = reporter => failed,
+    };
     tunnel.stop().await;
+    if let Some(reason) = failed {
+        return Err(CliError::Usage(reason));
+    }
     if !args.json {
         eprintln!("Stopped; port {} is released.", local.port());
     }

@@ -10,6 +10,7 @@ mod connector;
 mod host_guard;
 mod manager;
 mod relay;
+mod session_watch;
 mod status;
 
 use std::io;
@@ -35,6 +36,7 @@ pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
+pub use session_watch::{wait_for_session_end, SessionEnded};
 pub use status::{Counters, TunnelState, TunnelStatus};
 
 /// Tunables of a tunnel; the defaults follow the protocol doc.
@@ -59,6 +61,10 @@ pub struct TunnelOptions {
     /// Web apps only: refuse requests whose `Host` is not the tunnel's own (see
     /// [`HostGuard`]).
     pub host_guard: bool,
+    /// How often an idle tunnel checks that its session still runs; a tunnel whose
+    /// session ended stops itself (state `failed`, with the reason). Connection ends
+    /// prompt an earlier check. `None` never checks.
+    pub session_check: Option<Duration>,
 }
 
 impl Default for TunnelOptions {
@@ -71,6 +77,7 @@ impl Default for TunnelOptions {
             app_start_timeout: Duration::from_secs(60),
             replay_limit: 256 * 1024,
             host_guard: true,
+            session_check: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -131,6 +138,8 @@ struct Shared {
     options: TunnelOptions,
     counters: Counters,
     guard: Option<HostGuard>,
+    /// Wakes the session check when a connection ends.
+    connection_ended: tokio::sync::Notify,
 }
 
 /// A running tunnel. Dropping it without [`Tunnel::stop`] also stops it (the token is
@@ -187,6 +196,7 @@ impl Tunnel {
             options,
             counters: Counters::default(),
             guard,
+            connection_ended: tokio::sync::Notify::new(),
         });
         let (status_tx, status_rx) = watch::channel(shared.counters.snapshot(None));
         let cancel = parent.child_token();
@@ -282,6 +292,23 @@ async fn accept_loop(
         });
     };
     publish(&status);
+    let session_ended = async {
+        match shared.options.session_check {
+            Some(interval) => {
+                let target = &shared.target;
+                wait_for_session_end(
+                    &target.client,
+                    &target.session,
+                    interval,
+                    &shared.connection_ended,
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(session_ended);
+    let mut final_state = TunnelState::Stopped;
     // A connection slot is taken before accepting, so a full tunnel leaves new clients in
     // the listen backlog instead of piling up tasks; every branch stays live meanwhile, so
     // status keeps flowing while the tunnel waits.
@@ -290,6 +317,12 @@ async fn accept_loop(
         let busy = shared.counters.active.load(Ordering::Relaxed) > 0;
         tokio::select! {
             _ = cancel.cancelled() => break,
+            ended = &mut session_ended => {
+                tracing::info!(reason = %ended, "session ended; stopping the tunnel");
+                shared.counters.record_error(ended.to_string());
+                final_state = TunnelState::Failed;
+                break;
+            }
             _ = shared.counters.changed.notified() => publish(&status),
             _ = tick.tick(), if busy => publish(&status),
             acquired = slots.clone().acquire_owned(), if permit.is_none() => match acquired {
@@ -309,6 +342,7 @@ async fn accept_loop(
                             tracing::warn!(%peer, error = %e, "tunnelled connection failed");
                         }
                         shared.counters.connection_closed(error);
+                        shared.connection_ended.notify_one();
                         drop(slot);
                     });
                 }
@@ -326,9 +360,11 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    // A tunnel that stops itself closes its connections too.
+    cancel.cancel();
     tracker.close();
     tracker.wait().await;
-    let mut last = shared.counters.snapshot(Some(TunnelState::Stopped));
+    let mut last = shared.counters.snapshot(Some(final_state));
     last.active_connections = 0;
     status.send_replace(last);
 }
