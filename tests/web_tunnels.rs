@@ -214,3 +214,62 @@ async fn porthole_open_stops_when_its_session_ends() {
         "{stderr}"
     );
 }
+
+/// The machine's own addresses other than 127.0.0.1: another loopback address, and every
+/// non-loopback IPv4 address `hostname -I` reports.
+async fn other_local_addresses() -> Vec<std::net::IpAddr> {
+    let mut addrs = vec![std::net::IpAddr::from([127, 0, 0, 2])];
+    let out = run_with_timeout(
+        {
+            let mut c = Command::new("hostname");
+            c.arg("-I");
+            c
+        },
+        10,
+    )
+    .await;
+    addrs.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .filter(|a| a.is_ipv4() && !a.is_loopback()),
+    );
+    addrs
+}
+
+/// Tunnels listen on 127.0.0.1 only: the same port on any other local address is closed.
+/// `--bind` must be given to expose one, and porthole warns when it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn tunnels_listen_on_loopback_only_unless_told_otherwise() {
+    let http = HttpServer::start(PAGE).await;
+    let emu = emulator_with(vec![Service::new("web", "http", &http.target())]).await;
+    let tunnel = emu.open("train-1", "web", &[]).await;
+    let port = tunnel.port();
+    assert!(tunnel.local_addr().starts_with("127.0.0.1:"));
+    for ip in other_local_addresses().await {
+        let reached = tokio::net::TcpStream::connect((ip, port)).await;
+        assert!(reached.is_err(), "port {port} answers on {ip}");
+    }
+    tunnel.stop().await;
+
+    let mut cmd = emu.porthole(&[
+        "open",
+        "train-1",
+        "web",
+        "--json",
+        "--no-launch",
+        "--bind",
+        "0.0.0.0",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let warning =
+        read_line_until(&mut stderr, 30, "porthole open", |l| l.contains("warning")).await;
+    assert!(
+        warning.contains("anyone who can reach this address can use web"),
+        "{warning}"
+    );
+    terminate(&child);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}

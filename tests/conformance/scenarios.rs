@@ -177,10 +177,18 @@ fn code(status_line: &str) -> String {
         .to_owned()
 }
 
-/// `GET url` following redirects: status and body.
+/// `GET url` following redirects: status and body. A tunnel's `*.localhost` name is the
+/// loopback address, as browsers resolve it.
 async fn http_get(url: &str) -> (u16, String) {
-    let reply = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(host) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .filter(|h| h.ends_with(".localhost"))
+    {
+        builder = builder.resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    let reply = builder
         .build()
         .unwrap()
         .get(url)
@@ -637,7 +645,10 @@ pub fn jupyter(t: &Target) -> BoxFuture<'_, Obs> {
         let open = t.open("rig-running", "jupyter", &["--no-launch"]).await;
         assert_eq!(open.ready["protocol"], "http");
         let url = open.ready["url"].as_str().expect("url").to_owned();
-        assert_eq!(url, format!("http://127.0.0.1:{}/", open.port()));
+        assert_eq!(
+            url,
+            format!("http://jupyter-rig-running.localhost:{}/", open.port())
+        );
         let (status, page) = http_get(&url).await;
         assert_eq!(status, 200, "{}: GET {url}", t.label());
         assert!(
@@ -918,8 +929,16 @@ pub fn refused_port(t: &Target) -> BoxFuture<'_, Obs> {
         }
         ws.close().await;
 
-        // Porthole: the warm-up gets its 101, so open is ready; the connection then fails.
-        let open = t.open("rig-running", "echo", &["--no-launch"]).await;
+        // Porthole: the warm-up gets its 101, so open is ready; the connection is held
+        // and retried while the app does not listen (1013), then fails after the
+        // start timeout.
+        let open = t
+            .open(
+                "rig-running",
+                "echo",
+                &["--no-launch", "--start-timeout", "3"],
+            )
+            .await;
         let mut socket = TcpStream::connect(("127.0.0.1", open.port()))
             .await
             .unwrap();
@@ -932,7 +951,11 @@ pub fn refused_port(t: &Target) -> BoxFuture<'_, Obs> {
             line
         } else {
             let line = open.stderr_line("porthole: connection failed:", 60).await;
-            assert!(line.contains("close 1013"), "{}: {line}", t.label());
+            assert!(
+                line.contains("did not start listening within 3 s (close 1013)"),
+                "{}: {line}",
+                t.label()
+            );
             line
         };
         let n = read

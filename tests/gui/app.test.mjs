@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  ACCESS_KEY, SECRET_KEY, Procs, appEnv, browserScript, checkEnvironment, filesContaining,
+  ACCESS_KEY, SECRET_KEY, Procs, appEnv, browserScript, checkEnvironment, filesContaining, filesMatching,
   APP, getTunnel, portOpen, saveShot, secretToolLookup, startApp, startEmulator, startHttp, startKeyring,
   startSshd, tempRoot, terminalScript, waitForFile,
 } from './harness.mjs';
@@ -360,4 +360,25 @@ test('an endpoint that stops answering shows one banner with Retry', async () =>
   await saveShot(wd, '07-error-unreachable.png');
   const menu = await wd.invoke('tray_menu');
   assert.equal(menu.state, 'error');
+});
+
+// Last: after everything above (API and web login, tunnels, ssh, ssh config, restarts),
+// nothing secret is in any file the app or the porthole command wrote.
+test('after the whole run no file holds a secret key, password, session cookie or signature', async () => {
+  const where = Object.values(dirs);
+  assert.deepEqual(filesContaining(where, SECRET_KEY), [], 'secret key');
+  assert.deepEqual(filesContaining(where, PASSWORD), [], 'password');
+  const patterns = {
+    // The web server's session cookie / header value (32 hex digits after the name).
+    cookie: /AIOHTTP_SESSION=[0-9a-f]{16}|X-BackendAI-SessionID[^\n]{0,8}[0-9a-f]{16}/i,
+    // A signed request's Authorization header.
+    signature: /signMethod=HMAC-SHA256|BackendAI signMethod|signature=[0-9a-f]{16}/i,
+  };
+  for (const [what, re] of Object.entries(patterns)) {
+    const hits = filesMatching(where, (bytes) => re.test(bytes.toString('latin1')));
+    assert.deepEqual(hits, [], what);
+  }
+  // The scan itself works: the log files it read are there and non-empty.
+  const logs = filesMatching(where, (bytes) => bytes.toString('latin1').includes('signed in'));
+  assert.ok(logs.length > 0, 'the app wrote logs that were scanned');
 });

@@ -153,6 +153,11 @@ export function secretToolLookup(env, attrs) {
 
 // Files under `dirs` whose bytes contain `needle`.
 export function filesContaining(dirs, needle) {
+  return filesMatching(dirs, (bytes) => bytes.includes(needle));
+}
+
+// Every file under `dirs` whose bytes satisfy `test` (a function of a Buffer).
+export function filesMatching(dirs, test) {
   const hits = [];
   const walk = (dir) => {
     let entries;
@@ -166,7 +171,7 @@ export function filesContaining(dirs, needle) {
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) {
         try {
-          if (fs.readFileSync(p).includes(needle)) hits.push(p);
+          if (test(fs.readFileSync(p))) hits.push(p);
         } catch {
           // unreadable socket or vanished file
         }
@@ -314,7 +319,16 @@ export function portOpen(port) {
 // GET a tunnel URL such as http://jupyter-s.localhost:PORT/ the way a browser does:
 // `*.localhost` is the loopback address (browsers know it; glibc here does not), and
 // the name goes in the Host header, which the tunnel's Host guard checks.
-export function getTunnel(url, timeoutMs = 20000) {
+// Redirects within the tunnel are followed; `url` in the result is the final one.
+export async function getTunnel(url, timeoutMs = 20000, redirects = 5) {
+  const res = await getTunnelOnce(url, timeoutMs);
+  if (res.status >= 300 && res.status < 400 && res.location && redirects > 0) {
+    return getTunnel(new URL(res.location, url).href, timeoutMs, redirects - 1);
+  }
+  return { ...res, url };
+}
+
+function getTunnelOnce(url, timeoutMs) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.get(
@@ -323,7 +337,7 @@ export function getTunnel(url, timeoutMs = 20000) {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => { text += d; });
-        res.on('end', () => resolve({ status: res.statusCode, text }));
+        res.on('end', () => resolve({ status: res.statusCode, text, location: res.headers.location }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));

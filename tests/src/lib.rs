@@ -2,6 +2,11 @@
 //! `porthole-emulator` binaries built by `cargo build --workspace`), a real OpenSSH sshd,
 //! a real HTTP server, on loopback ports chosen by the OS.
 
+pub mod apps;
+pub mod dropbear;
+pub mod faultproxy;
+pub mod tls_front;
+
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  Procs, appEnv, browserScript, checkEnvironment, filesContaining, portOpen, saveShot,
+  Procs, appEnv, browserScript, checkEnvironment, filesContaining, getTunnel, portOpen, saveShot,
   secretToolLookup, startApp, startKeyring, tempRoot, terminalScript, waitForFile,
 } from '../harness.mjs';
 
@@ -112,9 +112,9 @@ test('clicking Jupyter hands the browser a URL that serves the real JupyterLab',
   await wd.clickCss(`${app('jupyter')} .app-button`);
   const urls = await waitForFile(browser.log, 90000);
   const url = urls.trim().split('\n').pop();
-  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\//);
-  const res = await fetch(url, { signal: AbortSignal.timeout(30000) });
-  const body = await res.text();
+  assert.match(url, /^http:\/\/jupyter-rig-running\.localhost:\d+\//);
+  const res = await getTunnel(url, 30000);
+  const body = res.text;
   assert.equal(res.status, 200, `GET ${url} (→ ${res.url}): ${body.slice(0, 300)}`);
   assert.match(body, /JupyterLab/, `GET ${res.url} is not JupyterLab: ${body.slice(0, 300)}`);
   await wd.waitVisible(tunnelRow('jupyter'), 30000);

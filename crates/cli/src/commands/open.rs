@@ -31,6 +31,9 @@ pub struct Args {
     /// Print the ready line as one JSON object.
     #[arg(long)]
     json: bool,
+    /// How long to hold a connection while the app is not listening yet (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    start_timeout: u64,
 }
 
 /// The one line `open` prints once the port is listening.
@@ -80,7 +83,12 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         session: session.clone(),
         app: app.clone(),
     };
-    let tunnel = Tunnel::start(target, bind, TunnelOptions::default(), &root).await?;
+    let options = TunnelOptions {
+        app_start_timeout: std::time::Duration::from_secs(args.start_timeout),
+        ..TunnelOptions::default()
+    };
+    let start_timeout = args.start_timeout;
+    let tunnel = Tunnel::start(target, bind, options, &root).await?;
     // Before the ready line: a SIGTERM right after it must stop us cleanly (exit 0).
     let stop = shutdown_signal();
     let local = tunnel.local_addr();
@@ -138,8 +146,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
             if now_starting && !starting {
                 eprintln!(
                     "porthole: {app_name} is not listening yet; holding connections until it \
-                     is (up to {} s)",
-                    TunnelOptions::default().app_start_timeout.as_secs()
+                     is (up to {start_timeout} s)"
                 );
             }
             starting = now_starting;

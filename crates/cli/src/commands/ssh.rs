@@ -1,6 +1,6 @@
 //! `porthole ssh`: download the session's key, tunnel sshd, run the system `ssh`.
 
-use std::process::ExitCode;
+use std::process::{ExitCode, ExitStatus};
 
 use porthole_core::ssh::{ssh_args, KeyFile, KEY_FILE_NAME};
 use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelTarget};
@@ -41,7 +41,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         &root,
     )
     .await?;
-    let status = tokio::process::Command::new("ssh")
+    let child = tokio::process::Command::new("ssh")
         .args(ssh_args(
             tunnel.local_addr(),
             key.path(),
@@ -49,9 +49,11 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
             &args.ssh_args,
         ))
         .kill_on_drop(true)
-        .status();
-    // ssh gets Ctrl-C from the terminal itself; we only wait for it.
-    let status = status.await;
+        .spawn();
+    let status = match child {
+        Ok(child) => wait_for_ssh(child).await,
+        Err(e) => Err(e),
+    };
     tunnel.stop().await;
     drop(key);
     let status = status
@@ -60,4 +62,40 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// Waits for ssh while keeping this process alive through signals, so the key is always
+/// removed and ssh's exit code returned: Ctrl-C (SIGINT) reaches ssh from the terminal
+/// itself and is ignored here; SIGTERM and SIGHUP are passed on to ssh.
+async fn wait_for_ssh(mut child: tokio::process::Child) -> std::io::Result<ExitStatus> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return child.wait().await;
+        };
+        let pid = child.id();
+        loop {
+            let forward = tokio::select! {
+                status = child.wait() => return status,
+                _ = int.recv() => None,
+                _ = term.recv() => Some(libc::SIGTERM),
+                _ = hup.recv() => Some(libc::SIGHUP),
+            };
+            if let (Some(sig), Some(pid)) = (forward, pid) {
+                // SAFETY: kill(2) on our own child's pid, which wait() has not reaped yet.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, sig);
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        child.wait().await
+    }
 }

@@ -296,11 +296,13 @@ async fn accept_loop(
         match shared.options.session_check {
             Some(interval) => {
                 let target = &shared.target;
+                let unreachable = |e: &ApiError| shared.counters.record_failure(e.to_string());
                 wait_for_session_end(
                     &target.client,
                     &target.session,
                     interval,
                     &shared.connection_ended,
+                    &unreachable,
                 )
                 .await
             }

@@ -22,14 +22,19 @@ use super::status::Counters;
 pub struct RelayOptions {
     /// Largest chunk read from the local socket and sent as one frame.
     pub chunk_size: usize,
-    /// Ping interval; a ping unanswered (no frame at all) by the next tick means the
-    /// connection is dead.
+    /// Ping interval; no frame at all (pongs included) for two intervals, while the
+    /// relay waits on the server rather than on the local client, means the link is
+    /// dead.
     pub ping_interval: Duration,
     /// Session mode only: the web server never passes a close on (app not listening,
     /// app gone), so a connection whose first bytes get no reply at all within this time
     /// is reported dead instead of hanging. Pings cannot tell: the web server answers
     /// them itself.
     pub first_reply_timeout: Option<Duration>,
+    /// After the local client's EOF (a half-close, as scp and `nc` do), how long the
+    /// app may stay silent before the connection is closed. Its bytes keep flowing
+    /// until then, or until it closes.
+    pub half_close_quiet: Duration,
 }
 
 impl Default for RelayOptions {
@@ -38,6 +43,7 @@ impl Default for RelayOptions {
             chunk_size: 64 * 1024,
             ping_interval: Duration::from_secs(30),
             first_reply_timeout: None,
+            half_close_quiet: Duration::from_secs(2),
         }
     }
 }
@@ -182,10 +188,14 @@ where
             .fetch_add(std::mem::take(&mut replay.uncounted), Ordering::Relaxed);
     }
     let started = Instant::now();
-    // Milliseconds since `started` of the last frame received; read by the ping check.
-    let last_frame_ms = AtomicU64::new(0);
-    let got_data = AtomicBool::new(false);
     let elapsed_ms = || started.elapsed().as_millis() as u64;
+    // Liveness, shared with the watchdog: when a frame last arrived (any frame: data,
+    // pong), when app data last arrived, and whether the local client is the one holding
+    // things up (a paused reader must not make the server look dead).
+    let last_frame_ms = AtomicU64::new(0);
+    let last_data_ms = AtomicU64::new(0);
+    let local_write_blocked = AtomicBool::new(false);
+    let got_data = AtomicBool::new(false);
 
     let upstream = async {
         let mut buf = BytesMut::with_capacity(options.chunk_size);
@@ -193,16 +203,29 @@ where
             tokio::time::Instant::now() + options.ping_interval,
             options.ping_interval,
         );
-        let mut last_ping_ms: Option<u64> = None;
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reply_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let mut watch_reply = options.first_reply_timeout.is_some();
+        // Set once the local client sent EOF: WebSocket has no half-close, so nothing is
+        // sent; the app's remaining bytes keep flowing until it closes, or goes quiet for
+        // `half_close_quiet`.
+        let mut local_eof = false;
         loop {
             if buf.capacity() < options.chunk_size / 4 {
                 buf.reserve(options.chunk_size);
             }
+            let quiet_for = Duration::from_millis(
+                elapsed_ms().saturating_sub(last_data_ms.load(Ordering::Relaxed)),
+            );
+            let quiet_left = options.half_close_quiet.saturating_sub(quiet_for);
             tokio::select! {
-                read = local_rx.read_buf(&mut buf) => match read {
-                    Ok(0) | Err(_) => {
+                read = local_rx.read_buf(&mut buf), if !local_eof => match read {
+                    Ok(0) => {
+                        local_eof = true;
+                        // Quiet is measured from the EOF on.
+                        last_data_ms.fetch_max(elapsed_ms(), Ordering::Relaxed);
+                    }
+                    Err(_) => {
                         let _ = ws_tx.send(Message::Close(Some(CloseFrame {
                             code: CloseCode::Normal,
                             reason: "".into(),
@@ -228,13 +251,18 @@ where
                             .map_err(|e| RelayError::Transport(e.to_string()))?;
                     }
                 },
-                _ = ping.tick() => {
-                    if let Some(sent) = last_ping_ms {
-                        if last_frame_ms.load(Ordering::Relaxed) < sent {
-                            return Err(RelayError::Dead(options.ping_interval.as_secs()));
-                        }
+                _ = tokio::time::sleep(quiet_left), if local_eof => {
+                    // Re-measured: data may have arrived while this slept.
+                    let quiet = elapsed_ms().saturating_sub(last_data_ms.load(Ordering::Relaxed));
+                    if Duration::from_millis(quiet) >= options.half_close_quiet {
+                        let _ = ws_tx.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        }))).await;
+                        return Ok(RelayEnd::LocalClosed);
                     }
-                    last_ping_ms = Some(elapsed_ms());
+                }
+                _ = ping.tick() => {
                     ws_tx
                         .send(Message::Ping(Default::default()))
                         .await
@@ -267,37 +295,67 @@ where
 
     let downstream = async {
         while let Some(message) = ws_rx.next().await {
-            last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
+            let now = elapsed_ms();
+            last_frame_ms.store(now, Ordering::Relaxed);
             match message {
                 Ok(Message::Binary(data)) => {
                     got_data.store(true, Ordering::Relaxed);
+                    last_data_ms.store(now, Ordering::Relaxed);
                     counters
                         .bytes_down
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    local_write_blocked.store(true, Ordering::Relaxed);
                     // Flush: a no-op for TCP, but stdout (`porthole proxy`) buffers.
-                    if local_tx.write_all(&data).await.is_err() || local_tx.flush().await.is_err() {
+                    let written = local_tx.write_all(&data).await.is_ok() && local_tx.flush().await.is_ok();
+                    // Frames queued while the client was slow are not the server's silence.
+                    last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
+                    local_write_blocked.store(false, Ordering::Relaxed);
+                    if !written {
                         return Ok(RelayEnd::LocalClosed);
                     }
                 }
                 // The manager relays only BINARY; anything else carries no app bytes.
                 Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(frame)) => return close_outcome(frame),
+                // The link ended without a close frame: what the 23.09 manager does on app EOF.
                 Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => break,
                 Err(tokio_tungstenite::tungstenite::Error::Protocol(
                     tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
                 )) => break,
-                Err(tokio_tungstenite::tungstenite::Error::Io(_)) => break,
+                // A reset or another socket error: the link broke (server killed, path cut).
                 Err(e) => return Err(RelayError::Transport(e.to_string())),
             }
         }
-        // The 23.09 manager usually ends the link without a close frame on app EOF.
         Ok(RelayEnd::AppClosed)
+    };
+
+    // A link is dead when no frame at all (pongs included) came for two ping intervals
+    // while the relay was waiting on the server. This runs beside both directions, so a
+    // send stuck on a frozen server's full socket is caught too.
+    let dead_after = options.ping_interval * 2;
+    let watchdog = async {
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + options.ping_interval,
+            options.ping_interval / 2,
+        );
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            check.tick().await;
+            if local_write_blocked.load(Ordering::Relaxed) {
+                continue;
+            }
+            let silent = elapsed_ms().saturating_sub(last_frame_ms.load(Ordering::Relaxed));
+            if Duration::from_millis(silent) > dead_after {
+                return Err::<RelayEnd, RelayError>(RelayError::Dead(dead_after.as_secs()));
+            }
+        }
     };
 
     let mut upstream = Box::pin(upstream);
     let mut downstream = Box::pin(downstream);
     let outcome = tokio::select! {
         end = &mut downstream => end,
+        end = watchdog => end,
         end = &mut upstream => match end {
             // Our side is done; let the close handshake finish briefly so the server
             // hears it, without waiting on a silent peer.

@@ -39,13 +39,14 @@ impl std::fmt::Display for SessionEnded {
 }
 
 /// Resolves once the listing shows `session` no longer running. Errors reaching the
-/// server are not an ending (the tunnel reports those itself) and are retried at the
-/// next check.
+/// server are not an ending: they go to `unreachable` (a killed server ends links much
+/// like an app hanging up, so this is where it shows) and are retried at the next check.
 pub async fn wait_for_session_end(
     client: &BackendClient,
     session: &ComputeSession,
     interval: Duration,
     prompt: &Notify,
+    unreachable: &(dyn Fn(&ApiError) + Sync),
 ) -> SessionEnded {
     loop {
         let prompted = tokio::select! {
@@ -66,7 +67,10 @@ pub async fn wait_for_session_end(
                     status: None,
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "session check failed; trying again later"),
+            Err(e) => {
+                tracing::debug!(error = %e, "session check failed; trying again later");
+                unreachable(&e);
+            }
         }
         if prompted {
             // A burst of closing connections makes one check, not one each.

@@ -120,6 +120,13 @@ impl Counters {
         self.changed.notify_one();
     }
 
+    /// A failure outside any connection (the server unreachable): degraded, with the
+    /// reason, until a connection gets through again.
+    pub(crate) fn record_failure(&self, error: String) {
+        self.degraded.store(true, Ordering::Relaxed);
+        self.record_error(error);
+    }
+
     pub(crate) fn record_error(&self, error: String) {
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(error);
