@@ -44,3 +44,7 @@ if [ ! -x "$VENV/bin/backend.ai" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check \
     -c scripts/constraints-bai-client.txt backend.ai-client==23.9.10
 fi
+
+# Real apps and a real browser for tests/real_apps.rs and the GUI tests: Debian Chromium,
+# playwright-core, and JupyterLab + TensorBoard in target/apps-venv.
+scripts/install-browser-deps.sh

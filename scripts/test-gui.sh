@@ -26,7 +26,7 @@ SUDO=""
 need_apt=()
 for pkg in pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
   libayatana-appindicator3-1 xvfb xauth webkit2gtk-driver gnome-keyring dbus-x11 \
-  libsecret-tools openssh-server openssh-client python3 nodejs; do
+  libsecret-tools openssh-server openssh-client python3 nodejs dropbear-bin util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -48,6 +48,9 @@ if ! command -v tauri-driver >/dev/null || ! tauri-driver --help 2>&1 | grep -q 
   echo "test-gui: cargo install tauri-driver (2.x)"
   cargo install tauri-driver --version '^2' --locked
 fi
+
+# Headless Chromium, playwright-core and JupyterLab for tests/gui/real-apps.test.mjs.
+scripts/install-browser-deps.sh
 
 echo "== cargo build (the app, porthole-emulator)"
 start=$(date +%s)

@@ -344,3 +344,65 @@ function getTunnelOnce(url, timeoutMs) {
     req.on('error', reject);
   });
 }
+
+// The passwd entry of `name`: uid, gid, home.
+function account(name) {
+  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+  if (!line) throw new Error(`no user ${name}`);
+  const f = line.split(':');
+  return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+}
+
+// dropbear as Backend.AI containers run it (for `work` when that user exists), on a
+// loopback port. Its login user's home is a temp dir bind-mounted over the real one in a
+// private mount namespace, so the test's authorized_keys never touches a real home.
+// Needs root (unshare --mount), as CI runs; the Rust harness (tests/src/dropbear.rs)
+// also covers non-root runs.
+export async function startDropbear(procs, dir) {
+  if (process.getuid() !== 0) throw new Error('startDropbear needs root (unshare --mount)');
+  const user = account(userExists('work') ? 'work' : os.userInfo().username);
+  fs.mkdirSync(path.join(dir, 'home', '.ssh'), { recursive: true });
+  execFileSync('dropbearkey', ['-t', 'ed25519', '-f', path.join(dir, 'host_key')], { stdio: 'ignore' });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'porthole-gui-dropbear', '-f', path.join(dir, 'id_container')]);
+  const authorized = path.join(dir, 'home', '.ssh', 'authorized_keys');
+  fs.copyFileSync(path.join(dir, 'id_container.pub'), authorized);
+  for (const [p, mode] of [[path.join(dir, 'home'), 0o755], [path.join(dir, 'home', '.ssh'), 0o700], [authorized, 0o600]]) {
+    fs.chownSync(p, user.uid, user.gid);
+    fs.chmodSync(p, mode);
+  }
+  fs.mkdirSync(user.home, { recursive: true });
+  const port = await freePort();
+  const q = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
+  const script = `set -e; mount --bind ${q(path.join(dir, 'home'))} ${q(user.home)}; exec dropbear -F -E -s -g -K 15 -I 0 `
+    + `-r ${q(path.join(dir, 'host_key'))} -P ${q(path.join(dir, 'dropbear.pid'))} -p 127.0.0.1:${port}`;
+  const child = procs.spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script]);
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  await lineMatching(child.stderr, (l) => l.includes('Not backgrounding'), 20000, 'dropbear');
+  return { port, user: user.name, key: path.join(dir, 'id_container'), log: () => log };
+}
+
+// JupyterLab from target/apps-venv (scripts/install-browser-deps.sh), started the way
+// Backend.AI images start it: no token or password, remote access allowed, XSRF on.
+export async function startJupyterLab(procs, dir) {
+  const jupyter = path.join(ROOT, 'target', 'apps-venv', 'bin', 'jupyter');
+  need(jupyter, 'run scripts/install-browser-deps.sh');
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const child = procs.spawn(jupyter, [
+    'lab', '--no-browser', '--ip', '127.0.0.1', '--port', String(port), '--IdentityProvider.token=', '--allow-root',
+    '--ServerApp.password=', '--ServerApp.allow_remote_access=True', '--ServerApp.port_retries=0',
+    `--ServerApp.root_dir=${dir}`,
+  ], {
+    env: {
+      ...process.env,
+      JUPYTER_CONFIG_DIR: path.join(dir, '.jupyter'),
+      JUPYTER_DATA_DIR: path.join(dir, '.jupyter-data'),
+      JUPYTER_RUNTIME_DIR: path.join(dir, '.jupyter-runtime'),
+      IPYTHONDIR: path.join(dir, '.ipython'),
+    },
+  });
+  child.stdout.resume();
+  await lineMatching(child.stderr, (l) => l.includes('is running at'), 90000, 'jupyter lab');
+  return { port };
+}

@@ -82,7 +82,8 @@ impl WebApp {
                 &port.to_string(),
             ])
             .args([
-                "--ServerApp.token=",
+                "--IdentityProvider.token=",
+                "--allow-root",
                 "--ServerApp.password=",
                 "--ServerApp.allow_remote_access=True",
                 "--ServerApp.port_retries=0",
