@@ -396,6 +396,7 @@ export async function startJupyterLab(procs, dir) {
   ], {
     env: {
       ...process.env,
+      HOME: dir,
       JUPYTER_CONFIG_DIR: path.join(dir, '.jupyter'),
       JUPYTER_DATA_DIR: path.join(dir, '.jupyter-data'),
       JUPYTER_RUNTIME_DIR: path.join(dir, '.jupyter-runtime'),

@@ -91,6 +91,8 @@ impl WebApp {
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             ])
             .arg(format!("--ServerApp.root_dir={}", dir.path().display()))
+            // Its own home, as in a container: nothing lands in the real one.
+            .env("HOME", dir.path())
             .env("JUPYTER_CONFIG_DIR", dir.path().join(".jupyter"))
             .env("JUPYTER_DATA_DIR", dir.path().join(".jupyter-data"))
             .env("JUPYTER_RUNTIME_DIR", dir.path().join(".jupyter-runtime"))
