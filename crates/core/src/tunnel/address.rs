@@ -1,11 +1,13 @@
 //! Where a browser reaches a tunnel: the tunnel's own loopback host name and the URL to
 //! open.
 //!
-//! Browsers keep cookies per host name, not per port, so two apps on `127.0.0.1:A` and
-//! `127.0.0.1:B` would share (and overwrite) each other's cookies: two JupyterLabs break
-//! each other's XSRF check. Each web tunnel therefore gets its own name,
+//! Browsers keep cookies per host name, not per port, so apps on `127.0.0.1:A` and
+//! `127.0.0.1:B` see, and can overwrite, each other's cookies: two sessions' JupyterLabs
+//! share one `_xsrf` cookie (JupyterLab 4 keeps working only because it puts the port in
+//! its login cookie's name and checks `_xsrf` by double submit), and an app with a fixed
+//! session cookie name logs the other out. Each web tunnel therefore gets its own name,
 //! `<app>-<session>.localhost`, which browsers (and curl) resolve to the loopback address
-//! without any DNS (RFC 6761).
+//! without any DNS (RFC 6761), and which the Host guard checks.
 
 use std::net::SocketAddr;
 
