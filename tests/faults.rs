@@ -358,6 +358,27 @@ async fn echo_app() -> SocketAddr {
     .await
 }
 
+/// The emulator as a separate process, serving [`SESSION`] with one `echo` app.
+async fn echo_manager() -> Manager {
+    let app = echo_app().await;
+    Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await
+}
+
+/// After a fault has cleared: a new connection echoes `probe` and the tunnel settles back
+/// to listening with nothing open.
+async fn recovers(
+    addr: SocketAddr,
+    status: &mut watch::Receiver<TunnelStatus>,
+    probe: &[u8],
+    what: &str,
+) {
+    echo_once(addr, probe).await.expect(what);
+    wait_status(status, 5, "recovered", |s| {
+        s.state == TunnelState::Listening && s.active_connections == 0
+    })
+    .await;
+}
+
 /// Header of the source/sink app: upload length, download length, seed, and whether the
 /// download starts only after the whole upload was read.
 const HEADER: usize = 25;
@@ -797,8 +818,7 @@ async fn all_end_within_a_second(busy: &mut [BusyConnection], since: Instant, wh
 async fn manager_killed_mid_transfer_then_restarted() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let mut manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let mut manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
         let mut status = tunnel.status();
@@ -826,12 +846,12 @@ async fn manager_killed_mid_transfer_then_restarted() {
         eprintln!("manager down: {:?}", s.last_error);
 
         manager.restart().await;
-        echo_once(addr, b"after the restart")
-            .await
-            .expect("the next connection works");
-        wait_status(&mut status, 5, "recovered", |s| {
-            s.state == TunnelState::Listening && s.active_connections == 0
-        })
+        recovers(
+            addr,
+            &mut status,
+            b"after the restart",
+            "the next connection works",
+        )
         .await;
         tunnel.stop().await;
     })
@@ -847,8 +867,7 @@ async fn manager_killed_mid_transfer_then_restarted() {
 async fn manager_killed_every_broken_connection_is_reported() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let mut manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let mut manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let mut status = tunnel.status();
         let mut busy = busy_connections(tunnel.local_addr(), 4).await;
@@ -881,8 +900,7 @@ async fn manager_killed_every_broken_connection_is_reported() {
 async fn manager_frozen_dead_links_found_by_pings() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
         let mut status = tunnel.status();
@@ -921,12 +939,12 @@ async fn manager_frozen_dead_links_found_by_pings() {
             .await
             .expect("task")
             .expect("the connection asked for during the freeze works");
-        echo_once(addr, b"after the freeze")
-            .await
-            .expect("new connections work");
-        wait_status(&mut status, 5, "recovered", |s| {
-            s.state == TunnelState::Listening && s.active_connections == 0
-        })
+        recovers(
+            addr,
+            &mut status,
+            b"after the freeze",
+            "new connections work",
+        )
         .await;
         tunnel.stop().await;
     })
@@ -940,8 +958,7 @@ async fn manager_frozen_dead_links_found_by_pings() {
 async fn manager_frozen_busy_connection_found_dead() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let mut status = tunnel.status();
         let mut busy = BusyConnection::start(tunnel.local_addr()).await;
@@ -977,8 +994,7 @@ async fn manager_frozen_busy_connection_found_dead() {
 async fn network_cut_found_by_pings_then_restored() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let proxy = FaultProxy::start(manager.addr()).await;
         let tunnel = open_tunnel(&proxy.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
@@ -1007,12 +1023,12 @@ async fn network_cut_found_by_pings_then_restored() {
         assert_eq!(s.failed_connections, 3, "{s:?}");
 
         proxy.pass();
-        echo_once(addr, b"after the path came back")
-            .await
-            .expect("a new connection works");
-        wait_status(&mut status, 5, "recovered", |s| {
-            s.state == TunnelState::Listening && s.active_connections == 0
-        })
+        recovers(
+            addr,
+            &mut status,
+            b"after the path came back",
+            "a new connection works",
+        )
         .await;
         tunnel.stop().await;
     })
@@ -1025,8 +1041,7 @@ async fn network_cut_found_by_pings_then_restored() {
 async fn network_cut_busy_connection_found_dead() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let proxy = FaultProxy::start(manager.addr()).await;
         let tunnel = open_tunnel(&proxy.url(), "echo", options(PING)).await;
         let mut status = tunnel.status();
@@ -1058,8 +1073,7 @@ async fn network_cut_busy_connection_found_dead() {
 async fn network_reset_closes_connections_promptly() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let proxy = FaultProxy::start(manager.addr()).await;
         let tunnel = open_tunnel(&proxy.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
@@ -1089,8 +1103,7 @@ async fn network_reset_closes_connections_promptly() {
 async fn network_reset_is_reported_as_a_broken_link() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let proxy = FaultProxy::start(manager.addr()).await;
         let tunnel = open_tunnel(&proxy.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
@@ -1118,8 +1131,7 @@ async fn network_reset_is_reported_as_a_broken_link() {
 async fn network_refusing_then_restored() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let proxy = FaultProxy::start(manager.addr()).await;
         let tunnel = open_tunnel(&proxy.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
@@ -1150,12 +1162,12 @@ async fn network_refusing_then_restored() {
         assert!(s.last_error.is_some());
 
         proxy.pass();
-        echo_once(addr, b"after the refusals")
-            .await
-            .expect("a new connection works");
-        wait_status(&mut status, 5, "recovered", |s| {
-            s.state == TunnelState::Listening && s.active_connections == 0
-        })
+        recovers(
+            addr,
+            &mut status,
+            b"after the refusals",
+            "a new connection works",
+        )
         .await;
         tunnel.stop().await;
     })
@@ -1377,8 +1389,7 @@ async fn settle(fds: usize, tasks: usize) -> Result<(), String> {
 async fn burst_of_2000_connections_leaves_nothing_behind() {
     let _serial = SERIAL.lock().await;
     bounded(300, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         // Each client closes right after its echo, and the echo app never closes: the
         // relay keeps a half-closed connection for `half_close_quiet` in case the app
         // still sends. Short here, so a burst holds about AT_ONCE connections as meant.
@@ -1450,8 +1461,7 @@ async fn burst_of_2000_connections_leaves_nothing_behind() {
 async fn session_terminated_closes_connections() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let addr = tunnel.local_addr();
         let mut status = tunnel.status();
@@ -1498,8 +1508,7 @@ async fn session_terminated_closes_connections() {
 async fn session_terminated_ends_the_tunnel_with_the_reason() {
     let _serial = SERIAL.lock().await;
     bounded(120, async {
-        let app = echo_app().await;
-        let manager = Manager::start(vec![Service::new("echo", "tcp", &app.to_string())]).await;
+        let manager = echo_manager().await;
         let tunnel = open_tunnel(&manager.url(), "echo", options(PING)).await;
         let mut status = tunnel.status();
         let mut idle = idle_connection(tunnel.local_addr()).await;

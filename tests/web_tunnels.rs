@@ -22,6 +22,18 @@ async fn emulator_with(services: Vec<Service>) -> Emulator {
     Emulator::start(Mode::ApiV8, &emulator_config(Mode::ApiV8, &sessions, "")).await
 }
 
+/// `porthole open train-1 web` with its stderr kept for the test to read; returns the
+/// process and the URL of its ready line.
+async fn open_web_watching_stderr(emu: &Emulator) -> (tokio::process::Child, String) {
+    let mut cmd = emu.porthole(&["open", "train-1", "web", "--json", "--no-launch"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let ready = read_line_until(&mut stdout, 30, "porthole open", |l| l.starts_with('{')).await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    (child, ready["url"].as_str().unwrap().to_owned())
+}
+
 async fn curl(args: &[&str]) -> (String, String) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "30", "-w", "\n%{http_code}"])
@@ -132,13 +144,7 @@ async fn a_request_waits_for_an_app_that_listens_late() {
         &format!("127.0.0.1:{port}"),
     )])
     .await;
-    let mut cmd = emu.porthole(&["open", "train-1", "web", "--json", "--no-launch"]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let ready = read_line_until(&mut stdout, 30, "porthole open", |l| l.starts_with('{')).await;
-    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-    let url = ready["url"].as_str().unwrap().to_owned();
+    let (mut child, url) = open_web_watching_stderr(&emu).await;
     let request = tokio::spawn(async move { curl(&[&url]).await });
     // porthole says it holds the connection; only then does the app start listening.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -177,13 +183,7 @@ async fn a_request_waits_for_an_app_that_listens_late() {
 async fn porthole_open_stops_when_its_session_ends() {
     let http = HttpServer::start(PAGE).await;
     let emu = emulator_with(vec![Service::new("web", "http", &http.target())]).await;
-    let mut cmd = emu.porthole(&["open", "train-1", "web", "--json", "--no-launch"]);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let ready = read_line_until(&mut stdout, 30, "porthole open", |l| l.starts_with('{')).await;
-    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-    let url = ready["url"].as_str().unwrap().to_owned();
+    let (mut child, url) = open_web_watching_stderr(&emu).await;
     assert_eq!(curl(&[&url]).await.0, "200");
 
     let control = reqwest::Client::new()

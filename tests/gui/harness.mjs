@@ -407,3 +407,13 @@ export async function startJupyterLab(procs, dir) {
   await lineMatching(child.stderr, (l) => l.includes('is running at'), 90000, 'jupyter lab');
   return { port };
 }
+
+// Settings → "Terminal for SSH" = `command`, saved; back on the sessions view.
+export async function useTerminal(wd, command) {
+  await wd.clickCss('.tab[data-view="settings"]');
+  await wd.waitVisible('#st-terminal');
+  await wd.type('#st-terminal', command);
+  await wd.sendKeys(await wd.find('#st-terminal'), '\uE004');
+  await wd.waitText('#st-result', (t) => t === 'Saved.');
+  await wd.clickCss('.tab[data-view="main"]');
+}

@@ -11,7 +11,8 @@ import { after, before, test } from 'node:test';
 
 import {
   ACCESS_KEY, BIN_DIR, Procs, ROOT, SECRET_KEY, appEnv, checkEnvironment, saveShot, startApp,
-  startDropbear, startEmulator, startJupyterLab, startKeyring, tempRoot, terminalScript, waitForFile,
+  startDropbear, startEmulator, startJupyterLab, startKeyring, tempRoot, terminalScript, useTerminal,
+  waitForFile,
 } from './harness.mjs';
 
 const procs = new Procs();
@@ -98,12 +99,7 @@ test('clicking JupyterLab opens a working JupyterLab in Chromium on the tunnelâ€
 });
 
 test('clicking SSH runs ssh to dropbear in the terminal', async () => {
-  await wd.clickCss('.tab[data-view="settings"]');
-  await wd.waitVisible('#st-terminal');
-  await wd.type('#st-terminal', terminal.file);
-  await wd.sendKeys(await wd.find('#st-terminal'), '\uE004');
-  await wd.waitText('#st-result', (t) => t === 'Saved.');
-  await wd.clickCss('.tab[data-view="main"]');
+  await useTerminal(wd, terminal.file);
   await wd.clickCss(`${app('sshd')} .app-button`);
   const rc = await waitForFile(path.join(terminal.out, 'rc'), 60000);
   const stderr = fs.readFileSync(path.join(terminal.out, 'stderr'), 'utf8');

@@ -376,19 +376,7 @@ async fn emulator_with_service(target: SocketAddr) -> RunningEmulator {
 #[tokio::test]
 async fn a_terminated_session_stops_its_tunnel_and_says_why() {
     let emu = emulator(echo_server().await).await;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let options = TunnelOptions {
-        session_check: Some(Duration::from_secs(3600)),
-        ..TunnelOptions::default()
-    };
-    let tunnel = Tunnel::start(
-        target(&emu, keypair(), "echo").await,
-        "127.0.0.1:0".parse().unwrap(),
-        options,
-        &cancel,
-    )
-    .await
-    .unwrap();
+    let tunnel = echo_tunnel_checking_every(&emu, Duration::from_secs(3600)).await;
     let local = tunnel.local_addr();
     let mut status = tunnel.status();
     let mut socket = TcpStream::connect(local).await.unwrap();
@@ -418,19 +406,7 @@ async fn a_terminated_session_stops_its_tunnel_and_says_why() {
 #[tokio::test]
 async fn an_idle_tunnel_notices_its_session_ending_at_the_next_check() {
     let emu = emulator(echo_server().await).await;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let options = TunnelOptions {
-        session_check: Some(Duration::from_millis(200)),
-        ..TunnelOptions::default()
-    };
-    let tunnel = Tunnel::start(
-        target(&emu, keypair(), "echo").await,
-        "127.0.0.1:0".parse().unwrap(),
-        options,
-        &cancel,
-    )
-    .await
-    .unwrap();
+    let tunnel = echo_tunnel_checking_every(&emu, Duration::from_millis(200)).await;
     let mut status = tunnel.status();
     emu.set_session_status("s1", "TERMINATING").unwrap();
     let failed = wait_for(&mut status, "failed with the reason", |s| {
@@ -443,4 +419,21 @@ async fn an_idle_tunnel_notices_its_session_ending_at_the_next_check() {
         "{failed:?}"
     );
     tunnel.stop().await;
+}
+
+/// A tunnel to `echo` of `s1` whose session check runs every `interval`.
+async fn echo_tunnel_checking_every(emu: &RunningEmulator, interval: Duration) -> Tunnel {
+    let options = TunnelOptions {
+        session_check: Some(interval),
+        ..TunnelOptions::default()
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    Tunnel::start(
+        target(emu, keypair(), "echo").await,
+        "127.0.0.1:0".parse().unwrap(),
+        options,
+        &cancel,
+    )
+    .await
+    .unwrap()
 }

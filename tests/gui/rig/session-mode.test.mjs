@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 
 import {
   Procs, appEnv, browserScript, checkEnvironment, filesContaining, getTunnel, portOpen, saveShot,
-  secretToolLookup, startApp, startKeyring, tempRoot, terminalScript, waitForFile,
+  secretToolLookup, startApp, startKeyring, tempRoot, terminalScript, useTerminal, waitForFile,
 } from '../harness.mjs';
 
 const ENABLED = process.env.PORTHOLE_RIG_GUI === '1';
@@ -121,12 +121,7 @@ test('clicking Jupyter hands the browser a URL that serves the real JupyterLab',
 });
 
 test('clicking SSH runs ssh with the downloaded key in the terminal and gets output back', { skip }, async () => {
-  await wd.clickCss('.tab[data-view="settings"]');
-  await wd.waitVisible('#st-terminal');
-  await wd.type('#st-terminal', terminal.file);
-  await wd.sendKeys(await wd.find('#st-terminal'), '\uE004');
-  await wd.waitText('#st-result', (t) => t === 'Saved.');
-  await wd.clickCss('.tab[data-view="main"]');
+  await useTerminal(wd, terminal.file);
   await wd.clickCss(`${app('sshd')} .app-button`);
   const rc = await waitForFile(path.join(terminal.out, 'rc'), 90000);
   const stdout = fs.readFileSync(path.join(terminal.out, 'stdout'), 'utf8');
