@@ -563,6 +563,7 @@ function updateTunnelRow(li, t) {
   li.dataset.state = st.state;
   $('.dot', li).className = `dot ${st.state}`;
   setText($('.t-addr', li), tunnelAddress(t));
+  $('.t-addr', li).title = `Copy ${tunnelAddress(t)}`;
   setText($('.t-state', li), st.state);
   const conns = `${st.active_connections} conn${st.active_connections === 1 ? '' : 's'} · ${st.total_connections} total`;
   setText($('.t-conns', li), conns);
