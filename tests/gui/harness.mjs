@@ -134,6 +134,10 @@ export function appEnv(root, extra = {}) {
 // Unlocks a fresh gnome-keyring (Secret Service) on the session bus, keeping its files
 // under the test's data dir.
 export async function startKeyring(procs, env) {
+  // An earlier test file's daemon (its keyring files already deleted) may still own the
+  // Secret Service name on this D-Bus session; the bus is the test run's own
+  // (dbus-run-session), so its owner is always a test daemon: end it first.
+  await stopKeyringOnBus(env);
   const child = procs.spawn('gnome-keyring-daemon', ['--unlock', '--components=secrets'], {
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -141,6 +145,27 @@ export async function startKeyring(procs, env) {
   child.stdin.end('pw');
   const code = await new Promise((r) => child.once('exit', r));
   if (code !== 0) throw new Error(`gnome-keyring-daemon --unlock exited ${code}`);
+}
+
+// Ends whatever process owns org.freedesktop.secrets on the session bus of `env`, and
+// waits until the name is free.
+async function stopKeyringOnBus(env) {
+  const owner = () => {
+    try {
+      const out = execFileSync('dbus-send', ['--session', '--print-reply', '--dest=org.freedesktop.DBus', '/',
+        'org.freedesktop.DBus.GetConnectionUnixProcessID', 'string:org.freedesktop.secrets'],
+      { env, encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+      const m = out.match(/uint32 (\d+)/);
+      return m ? Number(m[1]) : null;
+    } catch {
+      return null; // nobody owns the name
+    }
+  };
+  const pid = owner();
+  if (!pid) return;
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  const deadline = Date.now() + 10000;
+  while (owner() === pid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 export function secretToolLookup(env, attrs) {
