@@ -270,19 +270,24 @@ pub async fn scale(
 }
 
 /// Connection setup: one new connection at a time through `addr`, each sending one HTTP
-/// request and waiting for the first byte of the reply. Returns the p50 and p90 in ms.
+/// request and waiting for the reply's status line, which must say 200 (a refusal would
+/// be fast and measure nothing). Returns the p50 and p90 in ms.
 pub async fn setup_latency(addr: SocketAddr, count: usize) -> Result<(f64, f64)> {
     let mut samples = Vec::with_capacity(count);
+    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     for _ in 0..count {
         let start = Instant::now();
         let mut socket = tokio::net::TcpStream::connect(addr).await?;
         socket.set_nodelay(true)?;
-        socket
-            .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut first = [0u8; 1];
-        socket.read_exact(&mut first).await?;
+        socket.write_all(request.as_bytes()).await?;
+        let mut status = [0u8; 12];
+        socket.read_exact(&mut status).await?;
         samples.push(start.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            status.ends_with(b" 200"),
+            "setup: {addr} answered {:?}, not 200",
+            String::from_utf8_lossy(&status)
+        );
     }
     samples.sort_by(f64::total_cmp);
     Ok((samples[count / 2], samples[count * 9 / 10]))
