@@ -16,7 +16,7 @@ use tokio::process::Command;
 
 use crate::raw::{Auth, Event, Handshake, Raw, Reply, Via, Ws};
 use crate::rig;
-use crate::target::{injected_failure, Target};
+use crate::target::{injected_failure, Open, Target};
 use crate::Obs;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -175,6 +175,14 @@ fn code(status_line: &str) -> String {
         .nth(1)
         .unwrap_or("?")
         .to_owned()
+}
+
+/// The tunnel's URL on the loopback address instead of its `*.localhost` name. The rig
+/// runs JupyterLab on 127.0.0.1 without `allow_remote_access`, so it answers 403 to any
+/// Host but `localhost`/IP literals; Backend.AI containers run it on 0.0.0.0, where the
+/// name works (tests/real_apps.rs). The Host guard accepts loopback IP literals.
+fn loopback_url(open: &Open) -> String {
+    format!("http://127.0.0.1:{}/", open.port())
 }
 
 /// `GET url` following redirects: status and body. A tunnel's `*.localhost` name is the
@@ -644,11 +652,12 @@ pub fn jupyter(t: &Target) -> BoxFuture<'_, Obs> {
         let mut obs = Obs::default();
         let open = t.open("rig-running", "jupyter", &["--no-launch"]).await;
         assert_eq!(open.ready["protocol"], "http");
-        let url = open.ready["url"].as_str().expect("url").to_owned();
+        let named = open.ready["url"].as_str().expect("url").to_owned();
         assert_eq!(
-            url,
+            named,
             format!("http://jupyter-rig-running.localhost:{}/", open.port())
         );
+        let url = loopback_url(&open);
         let (status, page) = http_get(&url).await;
         assert_eq!(status, 200, "{}: GET {url}", t.label());
         assert!(
@@ -1465,7 +1474,7 @@ pub fn official_client(t: &Target) -> BoxFuture<'_, Obs> {
         obs.add("(c)/(h) ssh", "ssh-cmd-ok");
         // (d) JupyterLab page and /api/status.
         let open = t.open("rig-running", "jupyter", &["--no-launch"]).await;
-        let url = open.ready["url"].as_str().unwrap().to_owned();
+        let url = loopback_url(&open);
         let (status, page) = http_get(&url).await;
         assert!(status == 200 && page.contains("JupyterLab"), "{status}");
         let (status, _) = http_get(&format!("{url}api/status")).await;

@@ -113,7 +113,10 @@ test('clicking Jupyter hands the browser a URL that serves the real JupyterLab',
   const urls = await waitForFile(browser.log, 90000);
   const url = urls.trim().split('\n').pop();
   assert.match(url, /^http:\/\/jupyter-rig-running\.localhost:\d+\//);
-  const res = await getTunnel(url, 30000);
+  // The rig runs JupyterLab on 127.0.0.1 without allow_remote_access, so it refuses any
+  // Host but local ones (containers run it on 0.0.0.0, where the name works:
+  // tests/real_apps.rs); the tunnel's loopback address reaches the same app.
+  const res = await getTunnel(url.replace(/\/\/[^/]+:/, '//127.0.0.1:'), 30000);
   const body = res.text;
   assert.equal(res.status, 200, `GET ${url} (→ ${res.url}): ${body.slice(0, 300)}`);
   assert.match(body, /JupyterLab/, `GET ${res.url} is not JupyterLab: ${body.slice(0, 300)}`);
