@@ -141,7 +141,7 @@ else
   set +e
   PATH="$HOME/.cargo/bin:$PATH" PORTHOLE_RIG_GUI=1 \
     xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-    node --test --test-concurrency=1 --test-reporter=spec tests/gui/rig/ \
+    node --test --test-force-exit --test-concurrency=1 --test-reporter=spec tests/gui/rig/ \
     2> >(grep -v -e '^dbus-daemon' -e 'fd limit' >&2)
   gui_rc=$?
   set -e

@@ -63,7 +63,7 @@ rm -f target/screenshots/*.png
 start=$(date +%s)
 xvfb-run -a -s "-screen 0 1280x800x24" \
   dbus-run-session -- \
-  node --test --test-concurrency=1 --test-reporter=spec tests/gui/ \
+  node --test --test-force-exit --test-concurrency=1 --test-reporter=spec tests/gui/ \
   2> >(grep -v -e '^dbus-daemon' -e 'fd limit' >&2)
 echo "test-gui: GUI tests took $(( $(date +%s) - start )) s; screenshots in target/screenshots/"
 

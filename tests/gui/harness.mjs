@@ -357,7 +357,12 @@ function getTunnelOnce(url, timeoutMs) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: '127.0.0.1', port: Number(u.port), path: `${u.pathname}${u.search}`, headers: { Host: u.host }, timeout: timeoutMs },
+      // No keep-alive: a pooled socket into the app's tunnel would keep this test process
+      // (and so the whole run) alive after its last test.
+      {
+        host: '127.0.0.1', port: Number(u.port), path: `${u.pathname}${u.search}`, agent: false,
+        headers: { Host: u.host, Connection: 'close' }, timeout: timeoutMs,
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
