@@ -19,12 +19,13 @@
 
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { ROOT, appEnv, browserScript, freePort, portOpen, tempRoot } from './harness.mjs';
+import {
+  ROOT, appEnv, browserScript, freePort, getTunnel, portOpen, tempRoot,
+} from './harness.mjs';
 import { Session } from './webdriver.mjs';
 
 const ROW = '#sessions li.session';
@@ -384,14 +385,7 @@ class Launch {
     for (const app of ['jupyter', 'ttyd']) {
       const r = await this.wd.invoke('open_app', { sessionId: nb.id, app, launch: false });
       const url = r.url || `http://${r.address}/`;
-      const status = await new Promise((resolve, reject) => {
-        const req = http.get(url, { agent: false, timeout: 30000 }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode));
-        });
-        req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-        req.on('error', reject);
-      });
+      const { status } = await getTunnel(url, 30000);
       out.push({ app, address: r.address, http_status: status });
     }
     return out;
