@@ -37,7 +37,9 @@ async fn connect_error(url: &str) -> String {
     let result = tokio::time::timeout(Duration::from_secs(30), connecting)
         .await
         .expect("a bad reply is an error in bounded time, not a hang");
-    let error = result.err().expect("a bad reply is an error");
+    let Err(error) = result else {
+        panic!("a bad reply is an error");
+    };
     let text = error.to_string();
     assert!(!text.contains(['\n', '\r']), "one line: {text:?}");
     text
