@@ -78,16 +78,11 @@ impl Refusal {
                 String::from("This port is a Porthole tunnel to a web app; use a browser."),
             ),
         };
-        let body = format!(
-            "<!doctype html><meta charset=utf-8><title>Porthole: request refused</title>\
-             <h1>Porthole refused this request</h1><p>{}</p><p>{}</p>\n",
-            super::html_escape(&self.to_string()),
-            super::html_escape(&advice)
-        );
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-             Connection: close\r\nCache-Control: no-store\r\n\r\n{body}",
-            body.len()
+        super::html_reply(
+            status,
+            "Porthole: request refused",
+            "Porthole refused this request",
+            &[&self.to_string(), &advice],
         )
     }
 }

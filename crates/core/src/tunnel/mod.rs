@@ -146,7 +146,6 @@ struct Shared {
 /// cancelled), but `stop` waits until every connection is closed.
 pub struct Tunnel {
     local_addr: SocketAddr,
-    host_name: Option<String>,
     url: Option<String>,
     status: watch::Receiver<TunnelStatus>,
     cancel: CancellationToken,
@@ -204,7 +203,6 @@ impl Tunnel {
         tracing::info!(%local_addr, "tunnel listening");
         Ok(Tunnel {
             local_addr,
-            host_name,
             url,
             status: status_rx,
             cancel,
@@ -215,11 +213,6 @@ impl Tunnel {
     /// The address local clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// Web apps: the tunnel's own host name, `<app>-<session>.localhost`.
-    pub fn host_name(&self) -> Option<&str> {
-        self.host_name.as_deref()
     }
 
     /// Web apps: the URL a browser opens (own host name, the app's start path).
@@ -564,18 +557,34 @@ impl Drop for AppStartWait<'_> {
 }
 
 fn error_page(app: &str, reason: &str) -> String {
-    let body = format!(
-        "<!doctype html><meta charset=utf-8><title>Porthole: {app} unavailable</title>\
-         <h1>Porthole could not reach {app}</h1><p>{}</p><p>Reload to try again.</p>\n",
-        html_escape(reason)
+    html_reply(
+        "502 Bad Gateway",
+        &format!("Porthole: {app} unavailable"),
+        &format!("Porthole could not reach {app}"),
+        &[reason, "Reload to try again."],
+    )
+}
+
+/// A whole HTTP/1.1 reply with a short HTML page (every text escaped) that closes the
+/// connection: what a browser shows when a tunnel answers by itself.
+pub(crate) fn html_reply(status: &str, title: &str, heading: &str, paragraphs: &[&str]) -> String {
+    let mut body = format!(
+        "<!doctype html><meta charset=utf-8><title>{}</title><h1>{}</h1>",
+        html_escape(title),
+        html_escape(heading)
     );
+    for p in paragraphs {
+        body.push_str(&format!("<p>{}</p>", html_escape(p)));
+    }
+    body.push('\n');
     format!(
-        "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\nCache-Control: no-store\r\n\r\n{body}",
         body.len()
     )
 }
 
-pub(crate) fn html_escape(text: &str) -> String {
+fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
