@@ -15,7 +15,7 @@ use porthole_core::catalog::{self, AppAction, SessionView, TrayMenu};
 use porthole_core::profiles::{AuthMode, Profile, ProfileError, ProfileStore, SecretStore};
 use porthole_core::settings::{port_key, PortMemory, Settings, SettingsStore};
 use porthole_core::ssh::{self, KeyFile, CONTAINER_USER, KEY_FILE_NAME};
-use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths, SshHost};
+use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths};
 use porthole_core::terminal;
 use porthole_core::tunnel::{TunnelError, TunnelInfo, TunnelManager, TunnelOptions, TunnelTarget};
 use porthole_emulator::demo::{self, Demo, DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
@@ -950,17 +950,7 @@ impl Engine {
         }
         let paths = self.ssh_paths()?;
         let program = porthole_command()?;
-        let sessions = conn.client.list_sessions(false).await?;
-        let mut hosts = Vec::new();
-        for session in sessions
-            .iter()
-            .filter(|s| s.is_running() && s.app("sshd").is_some())
-        {
-            hosts.push(SshHost {
-                session: session.name.clone(),
-                key: conn.client.download_file(session, KEY_FILE_NAME).await?,
-            });
-        }
+        let hosts = ssh_config::running_hosts(&conn.client).await?;
         let proxy = ProxySpec {
             program,
             profile: Some(conn.info.profile.clone()),

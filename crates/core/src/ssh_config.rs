@@ -12,7 +12,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::ssh::{private_key, set_mode, shell_quote, KeyError};
+use crate::api::{ApiError, BackendClient};
+use crate::ssh::{private_key, set_mode, shell_quote, KeyError, KEY_FILE_NAME};
 
 /// What every managed host name ends with.
 pub const HOST_SUFFIX: &str = ".porthole";
@@ -156,6 +157,22 @@ pub fn host_alias(session: &str) -> String {
         })
         .collect();
     format!("{name}{HOST_SUFFIX}")
+}
+
+/// One [`SshHost`] for every running session of `client` that offers sshd, with its key
+/// downloaded.
+pub async fn running_hosts(client: &BackendClient) -> Result<Vec<SshHost>, ApiError> {
+    let mut hosts = Vec::new();
+    for session in client.list_sessions(false).await? {
+        if session.is_running() && session.app("sshd").is_some() {
+            let key = client.download_file(&session, KEY_FILE_NAME).await?;
+            hosts.push(SshHost {
+                session: session.name,
+                key,
+            });
+        }
+    }
+    Ok(hosts)
 }
 
 /// What [`install`] wrote.

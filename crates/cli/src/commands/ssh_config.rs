@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use porthole_core::ssh::KEY_FILE_NAME;
-use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths, SshHost};
+use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths};
 
 use crate::target::{connect, profile_in_use, CliError};
 
@@ -40,18 +39,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         return Ok(ExitCode::SUCCESS);
     }
     let client = connect(profile).await?;
-    let sessions = client.list_sessions(false).await?;
-    let mut hosts = Vec::new();
-    for session in sessions
-        .iter()
-        .filter(|s| s.is_running() && s.app("sshd").is_some())
-    {
-        let key = client.download_file(session, KEY_FILE_NAME).await?;
-        hosts.push(SshHost {
-            session: session.name.clone(),
-            key,
-        });
-    }
+    let hosts = ssh_config::running_hosts(&client).await?;
     let program = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| CliError::Usage(format!("cannot find the porthole program itself: {e}")))?;
