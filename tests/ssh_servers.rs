@@ -707,10 +707,13 @@ async fn ctrl_c_on_porthole_ssh_removes_the_key() {
             "the downloaded key is removed after Ctrl-C (porthole exited with {status}); \
              left: {left:?}\n{log}"
         );
-        assert_eq!(
-            status.code(),
-            Some(255),
-            "porthole ssh exits with ssh's code (255 when ssh is ended by a signal)\n{log}"
+        // ssh installs its SIGINT handler only after "Entering interactive session", so a
+        // Ctrl-C right after the forward is up may kill it outright (shell code 130);
+        // once handled, ssh exits 255. Either way porthole passes it on.
+        assert!(
+            matches!(status.code(), Some(255) | Some(130)),
+            "porthole ssh exits with ssh's code (255 when ssh handles the signal, 130 when \
+             it is killed by it), got {status}\n{log}"
         );
     })
     .await;

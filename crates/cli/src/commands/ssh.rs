@@ -58,10 +58,23 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     drop(key);
     let status = status
         .map_err(|e| CliError::Usage(format!("cannot run ssh: {e}; is OpenSSH installed?")))?;
-    Ok(match status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    Ok(exit_code_of(status))
+}
+
+/// ssh's exit code, or the shell's `128 + signal` when ssh was killed by a signal (Ctrl-C
+/// that lands before ssh has installed its own handler kills it outright: 130).
+fn exit_code_of(status: ExitStatus) -> ExitCode {
+    if let Some(code) = status.code() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+        }
+    }
+    ExitCode::FAILURE
 }
 
 /// Waits for ssh while keeping this process alive through signals, so the key is always
@@ -97,5 +110,30 @@ async fn wait_for_ssh(mut child: tokio::process::Child) -> std::io::Result<ExitS
     #[cfg(not(unix))]
     {
         child.wait().await
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        // wait(2) status words: exit code in the second byte, a signal in the low bits.
+        assert_eq!(exit_code_of(ExitStatus::from_raw(0)), ExitCode::from(0));
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(255 << 8)),
+            ExitCode::from(255)
+        );
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(libc::SIGINT)),
+            ExitCode::from(130)
+        );
+        assert_eq!(
+            exit_code_of(ExitStatus::from_raw(libc::SIGTERM)),
+            ExitCode::from(143)
+        );
     }
 }
