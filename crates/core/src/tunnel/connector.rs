@@ -15,17 +15,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::{generate_key, Request};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::MaybeTlsStream;
 
+use super::link::{Link, Role};
 use crate::api::{one_line, ApiError, BackendClient, ComputeSession, ProxyKind};
 
 /// The WebSocket of one tunnelled connection.
-pub type AppStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Largest message accepted from the server. The manager sends at most 256 KiB per frame;
-/// the limit only guards memory against a misbehaving peer.
-pub const MAX_INCOMING_MESSAGE: usize = 16 << 20;
+pub type AppStream = Link<MaybeTlsStream<TcpStream>>;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -33,11 +29,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_ERROR_BODY: usize = 1024 * 1024;
 /// How long the rest of an error body may take after its head.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
-
-/// Bytes read from the server per syscall. tungstenite zero-fills this much of its read
-/// buffer on the first read, so it is what an idle connection costs in memory; 16 KiB
-/// keeps 1,000 idle connections small while bulk reads stay efficient.
-pub const READ_BUFFER: usize = 16 * 1024;
 
 /// Opens a WebSocket to `app` of `session`, waiting up to `handshake_timeout` for the
 /// server to start the app and answer 101.
@@ -49,11 +40,7 @@ pub async fn open_app_stream(
     handshake_timeout: Duration,
 ) -> Result<AppStream, ApiError> {
     let request = client.stream_request(session, app, kind)?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(MAX_INCOMING_MESSAGE))
-        .max_frame_size(Some(MAX_INCOMING_MESSAGE));
-    let handshake = upgrade(request, client.tls_config(), config);
+    let handshake = upgrade(request, client.tls_config());
     match tokio::time::timeout(handshake_timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(map_failure(client, session, app, e)),
@@ -114,7 +101,6 @@ fn map_failure(
 pub(crate) async fn upgrade(
     request: Request,
     tls: std::sync::Arc<rustls::ClientConfig>,
-    config: WebSocketConfig,
 ) -> Result<AppStream, UpgradeFailure> {
     let uri = request.uri().clone();
     let secure = match uri.scheme_str() {
@@ -189,9 +175,7 @@ pub(crate) async fn upgrade(
             ));
         }
         // Frames may have come in the same read as the head (sshd speaks first).
-        return Ok(
-            WebSocketStream::from_partially_read(stream, buf, Role::Client, Some(config)).await,
-        );
+        return Ok(Link::new(stream, Role::Client, buf));
     }
     read_body(&mut stream, &reply, &mut buf).await;
     Err(UpgradeFailure::Refused {
@@ -350,6 +334,7 @@ pub fn fuzz_dechunk(data: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tunnel::link::{Event, HEADER_ROOM};
     use futures_util::{SinkExt, StreamExt};
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -390,10 +375,6 @@ mod tests {
         format!("ws://{addr}/stream/session/s/tcpproxy?app=x")
     }
 
-    fn config() -> WebSocketConfig {
-        WebSocketConfig::default()
-    }
-
     #[tokio::test]
     async fn a_refusal_is_read_in_full_when_its_body_comes_later() {
         let body = br#"{"type": "https://api.backend.ai/probs/object-not-found", "title": "No such app service.", "msg": "s:x"}"#;
@@ -403,7 +384,7 @@ mod tests {
         );
         let url = server(vec![head.into_bytes(), body.to_vec()]).await;
         let request = url.into_client_request().unwrap();
-        match upgrade(request, tls(), config()).await {
+        match upgrade(request, tls()).await {
             Err(UpgradeFailure::Refused { status, body: got }) => {
                 assert_eq!(status, 404);
                 assert_eq!(got, body);
@@ -420,7 +401,7 @@ mod tests {
             b"6\r\n world\r\n0\r\n\r\n".to_vec(),
         ])
         .await;
-        match upgrade(url.into_client_request().unwrap(), tls(), config()).await {
+        match upgrade(url.into_client_request().unwrap(), tls()).await {
             Err(UpgradeFailure::Refused { status, body }) => {
                 assert_eq!((status, body.as_slice()), (502, &b"hello world"[..]));
             }
@@ -451,20 +432,17 @@ mod tests {
         request
             .headers_mut()
             .insert("x-backendai-version", "v7.20230615".parse().unwrap());
-        let mut ws = upgrade(request, tls(), config()).await.unwrap();
-        let first = ws.next().await.unwrap().unwrap();
-        assert_eq!(first, Message::Binary(b"SSH-2.0-test\r\n".to_vec().into()));
-        ws.send(Message::Binary(b"ping".to_vec().into()))
-            .await
-            .unwrap();
-        let echoed = ws.next().await.unwrap().unwrap();
-        assert_eq!(echoed, Message::Binary(b"ping".to_vec().into()));
+        let (mut rx, mut tx) = upgrade(request, tls()).await.unwrap().split();
+        assert_eq!(rx.next().await.unwrap(), Event::Data(b"SSH-2.0-test\r\n"));
+        let mut frame = [&[0u8; HEADER_ROOM][..], b"ping"].concat();
+        tx.send_binary(&mut frame).await.unwrap();
+        assert_eq!(rx.next().await.unwrap(), Event::Data(b"ping"));
     }
 
     #[tokio::test]
     async fn a_wrong_accept_key_is_refused() {
         let url = server(vec![b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n".to_vec()]).await;
-        match upgrade(url.into_client_request().unwrap(), tls(), config()).await {
+        match upgrade(url.into_client_request().unwrap(), tls()).await {
             Err(UpgradeFailure::Protocol(text)) => assert!(text.contains("Accept"), "{text}"),
             other => panic!("{other:?}"),
         }
@@ -481,7 +459,7 @@ mod tests {
             .into_client_request()
             .unwrap();
         assert!(matches!(
-            upgrade(request, tls(), config()).await,
+            upgrade(request, tls()).await,
             Err(UpgradeFailure::Io(_))
         ));
     }

@@ -8,6 +8,7 @@
 mod address;
 mod connector;
 mod host_guard;
+pub mod link;
 mod manager;
 mod relay;
 mod session_watch;
@@ -32,7 +33,7 @@ use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
 pub use address::{app_url, local_host_name, LOCALHOST_SUFFIX};
 #[doc(hidden)]
 pub use connector::{fuzz_dechunk, fuzz_parse_upgrade_reply};
-pub use connector::{open_app_stream, AppStream, MAX_INCOMING_MESSAGE};
+pub use connector::{open_app_stream, AppStream};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
@@ -249,7 +250,7 @@ impl Drop for Tunnel {
 /// Opens and closes one WebSocket so the server starts the app now, surfacing a start
 /// failure (500 with the agent's reason) before the tunnel reports ready.
 async fn warm_up(target: &TunnelTarget, options: &TunnelOptions) -> Result<(), ApiError> {
-    let mut stream = open_app_stream(
+    let stream = open_app_stream(
         &target.client,
         &target.session,
         &target.app.name,
@@ -258,7 +259,7 @@ async fn warm_up(target: &TunnelTarget, options: &TunnelOptions) -> Result<(), A
     )
     .await?;
     // Close politely; the app side sees one short connection.
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
     Ok(())
 }
 

@@ -3,18 +3,15 @@
 //! awaits the other side's readiness, so a slow reader slows the sender (backpressure)
 //! and no buffer grows without bound.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::connector::AppStream;
+use super::link::{Event, LinkError, HEADER_ROOM};
 use super::status::Counters;
 
 /// Tunables of the relay.
@@ -178,13 +175,11 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (mut ws_tx, mut ws_rx) = stream.split();
+    let (mut ws_rx, mut ws_tx) = stream.split();
     if !replay.bytes.is_empty() {
-        let first = replay.bytes.clone().freeze();
-        ws_tx
-            .send(Message::Binary(first))
-            .await
-            .map_err(|e| RelayError::Transport(e.to_string()))?;
+        let mut first = vec![0u8; HEADER_ROOM];
+        first.extend_from_slice(&replay.bytes);
+        ws_tx.send_binary(&mut first).await.map_err(transport)?;
         // Counted once, however often the bytes are replayed.
         counters
             .bytes_up
@@ -199,9 +194,17 @@ where
     let last_data_ms = AtomicU64::new(0);
     let local_write_blocked = AtomicBool::new(false);
     let got_data = AtomicBool::new(false);
+    // The server's close code, to echo its close after the relay ends (0: none).
+    let peer_close = AtomicU32::new(0);
+    // Pings are read downstream and answered upstream, which owns the sending half; a
+    // pong still waiting when the next ping comes is superseded (RFC 6455 allows it).
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<Bytes>(1);
 
     let upstream = async {
-        let mut buf = BytesMut::with_capacity(options.chunk_size);
+        // One buffer for every frame: local bytes are read in after the header's room,
+        // and masked and sent from where they landed.
+        let mut buf = BytesMut::with_capacity(HEADER_ROOM + options.chunk_size);
+        buf.resize(HEADER_ROOM, 0);
         let mut ping = tokio::time::interval_at(
             tokio::time::Instant::now() + options.ping_interval,
             options.ping_interval,
@@ -214,9 +217,6 @@ where
         // `half_close_quiet`.
         let mut local_eof = false;
         loop {
-            if buf.capacity() < options.chunk_size / 4 {
-                buf.reserve(options.chunk_size);
-            }
             let quiet_for = Duration::from_millis(
                 elapsed_ms().saturating_sub(last_data_ms.load(Ordering::Relaxed)),
             );
@@ -229,10 +229,7 @@ where
                         last_data_ms.fetch_max(elapsed_ms(), Ordering::Relaxed);
                     }
                     Err(_) => {
-                        let _ = ws_tx.send(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "".into(),
-                        }))).await;
+                        let _ = ws_tx.close(1000, "").await;
                         return Ok::<RelayEnd, RelayError>(RelayEnd::LocalClosed);
                     }
                     Ok(n) => {
@@ -240,37 +237,27 @@ where
                             reply_deadline = Some(Box::pin(tokio::time::sleep(limit)));
                         }
                         counters.bytes_up.fetch_add(n as u64, Ordering::Relaxed);
-                        let chunk = buf.split().freeze();
                         if !replay.spent {
                             if got_data.load(Ordering::Relaxed) {
                                 replay.answered();
                             } else {
-                                replay.keep(&chunk);
+                                replay.keep(&buf[HEADER_ROOM..]);
                             }
                         }
-                        ws_tx
-                            .send(Message::Binary(chunk))
-                            .await
-                            .map_err(|e| RelayError::Transport(e.to_string()))?;
+                        ws_tx.send_binary(&mut buf).await.map_err(transport)?;
+                        buf.truncate(HEADER_ROOM);
                     }
                 },
                 _ = tokio::time::sleep(quiet_left), if local_eof => {
                     // Re-measured: data may have arrived while this slept.
                     let quiet = elapsed_ms().saturating_sub(last_data_ms.load(Ordering::Relaxed));
                     if Duration::from_millis(quiet) >= options.half_close_quiet {
-                        let _ = ws_tx.send(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "".into(),
-                        }))).await;
+                        let _ = ws_tx.close(1000, "").await;
                         return Ok(RelayEnd::LocalClosed);
                     }
                 }
-                _ = ping.tick() => {
-                    ws_tx
-                        .send(Message::Ping(Default::default()))
-                        .await
-                        .map_err(|e| RelayError::Transport(e.to_string()))?;
-                }
+                _ = ping.tick() => ws_tx.ping().await.map_err(transport)?,
+                Some(payload) = pong_rx.recv() => ws_tx.pong(&payload).await.map_err(transport)?,
                 _ = async {
                         match reply_deadline.as_mut() {
                             Some(deadline) => deadline.await,
@@ -286,10 +273,7 @@ where
                     reply_deadline = None;
                 }
                 _ = cancel.cancelled() => {
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame {
-                        code: CloseCode::Away,
-                        reason: "tunnel stopped".into(),
-                    }))).await;
+                    let _ = ws_tx.close(1001, "tunnel stopped").await;
                     return Ok(RelayEnd::Cancelled);
                 }
             }
@@ -297,11 +281,12 @@ where
     };
 
     let downstream = async {
-        while let Some(message) = ws_rx.next().await {
+        loop {
+            let event = ws_rx.next().await;
             let now = elapsed_ms();
             last_frame_ms.store(now, Ordering::Relaxed);
-            match message {
-                Ok(Message::Binary(data)) => {
+            match event {
+                Ok(Event::Data(data)) => {
                     got_data.store(true, Ordering::Relaxed);
                     last_data_ms.store(now, Ordering::Relaxed);
                     counters
@@ -309,7 +294,8 @@ where
                         .fetch_add(data.len() as u64, Ordering::Relaxed);
                     local_write_blocked.store(true, Ordering::Relaxed);
                     // Flush: a no-op for TCP, but stdout (`porthole proxy`) buffers.
-                    let written = local_tx.write_all(&data).await.is_ok() && local_tx.flush().await.is_ok();
+                    let written =
+                        local_tx.write_all(data).await.is_ok() && local_tx.flush().await.is_ok();
                     // Frames queued while the client was slow are not the server's silence.
                     last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
                     local_write_blocked.store(false, Ordering::Relaxed);
@@ -317,19 +303,24 @@ where
                         return Ok(RelayEnd::LocalClosed);
                     }
                 }
+                Ok(Event::Ping(payload)) => {
+                    let _ = pong_tx.try_send(payload);
+                }
                 // The manager relays only BINARY; anything else carries no app bytes.
-                Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Ok(Message::Close(frame)) => return close_outcome(frame),
+                Ok(Event::Other) => {}
+                Ok(Event::Close(frame)) => {
+                    peer_close.store(
+                        frame.as_ref().map_or(1000, |(code, _)| u32::from(*code)),
+                        Ordering::Relaxed,
+                    );
+                    return close_outcome(frame);
+                }
                 // The link ended without a close frame: what the 23.09 manager does on app EOF.
-                Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => break,
-                Err(tokio_tungstenite::tungstenite::Error::Protocol(
-                    tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                )) => break,
+                Ok(Event::Eof) => return Ok(RelayEnd::AppClosed),
                 // A reset or another socket error: the link broke (server killed, path cut).
-                Err(e) => return Err(RelayError::Transport(e.to_string())),
+                Err(e) => return Err(transport(e)),
             }
         }
-        Ok(RelayEnd::AppClosed)
     };
 
     // A link is dead when no frame at all (pongs included) came for two ping intervals
@@ -356,8 +347,13 @@ where
 
     let mut upstream = Box::pin(upstream);
     let mut downstream = Box::pin(downstream);
+    // Whether the server closed first (then its close is answered below).
+    let mut server_closed_first = false;
     let outcome = tokio::select! {
-        end = &mut downstream => end,
+        end = &mut downstream => {
+            server_closed_first = true;
+            end
+        }
         end = watchdog => end,
         end = &mut upstream => match end {
             // Our side is done; let the close handshake finish briefly so the server
@@ -370,24 +366,34 @@ where
         },
     };
     drop((upstream, downstream));
+    // Answer the server's close, as RFC 6455 asks; it may already be gone.
+    if let Ok(code) = u16::try_from(peer_close.load(Ordering::Relaxed)) {
+        if code != 0 && server_closed_first {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close(code, "")).await;
+        }
+    }
     if got_data.load(Ordering::Relaxed) {
         replay.answered();
     }
     outcome
 }
 
-fn close_outcome(frame: Option<CloseFrame>) -> Result<RelayEnd, RelayError> {
-    let Some(frame) = frame else {
+fn transport(e: LinkError) -> RelayError {
+    RelayError::Transport(e.to_string())
+}
+
+fn close_outcome(frame: Option<(u16, String)>) -> Result<RelayEnd, RelayError> {
+    let Some((code, reason)) = frame else {
         return Ok(RelayEnd::AppClosed);
     };
-    match u16::from(frame.code) {
+    match code {
         1000 | 1001 | 1005 | 1006 => Ok(RelayEnd::AppClosed),
         1013 => Err(RelayError::AppNotListening),
         1011 => Err(RelayError::ManagerError),
         1009 => Err(RelayError::TooLarge),
         code => Err(RelayError::Closed {
             code,
-            reason: crate::api::one_line(&frame.reason, 120),
+            reason: crate::api::one_line(&reason, 120),
         }),
     }
 }
