@@ -28,7 +28,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -343,12 +343,15 @@ async fn upstream(rx: &mut WsRx, target: &mut OwnedWriteHalf, limit: usize) -> O
 
 /// App to client: chunks of at most [`RELAY_CHUNK`] as BINARY frames, each send awaited.
 async fn downstream(target: &mut OwnedReadHalf, tx: &mut WsTx) -> Outcome {
-    let mut buf = vec![0u8; RELAY_CHUNK];
+    // Read straight into the frame's bytes: the WebSocket layer copies a frame into its
+    // own buffer as it sends, so by the next read this allocation is free to reuse.
+    let mut buf = BytesMut::with_capacity(RELAY_CHUNK);
     loop {
-        match target.read(&mut buf).await {
+        buf.reserve(RELAY_CHUNK);
+        match target.read_buf(&mut (&mut buf).limit(RELAY_CHUNK)).await {
             Ok(0) | Err(_) => return Outcome::TargetGone,
-            Ok(n) => {
-                let frame = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
+            Ok(_) => {
+                let frame = Message::Binary(buf.split().freeze());
                 if tx.send(frame).await.is_err() {
                     return Outcome::ClientGone;
                 }
