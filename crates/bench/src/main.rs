@@ -151,6 +151,7 @@ async fn main() -> Result<()> {
             let mut samples = Vec::new();
             let mut cpu_per_gib = Vec::new();
             let mut relay_cpu_per_gib = Vec::new();
+            let mut path_cpu_per_gib = Vec::new();
             // The emulator relays for every tunnelled contender: its CPU is part of the
             // path's cost on this 2-core machine, and shows where the ceiling is.
             let relay_pid = match c.kind {
@@ -165,18 +166,35 @@ async fn main() -> Result<()> {
                     .map(|p| measure::cpu_seconds(*p))
                     .transpose()?;
                 let relay_before = relay_pid.map(measure::cpu_seconds).transpose()?;
-                let (rate, bytes) = measure::throughput(iperf, reverse, streams, args.secs).await?;
-                samples.push(rate / (1024.0 * 1024.0));
-                let gib = bytes as f64 / (1u64 << 30) as f64;
-                if let (Some(before), Some(pid)) = (cpu_before, c.pids.get("iperf")) {
-                    if bytes > 0 {
-                        cpu_per_gib.push((measure::cpu_seconds(*pid)? - before) / gib);
-                    }
+                let run = measure::throughput(iperf, reverse, streams, args.secs).await?;
+                samples.push(run.rate / (1024.0 * 1024.0));
+                if run.bytes == 0 {
+                    continue;
                 }
-                if let (Some(before), Some(pid)) = (relay_before, relay_pid) {
-                    if bytes > 0 {
-                        relay_cpu_per_gib.push((measure::cpu_seconds(pid)? - before) / gib);
+                let gib = run.bytes as f64 / (1u64 << 30) as f64;
+                // The path: iperf3's two ends, the client-side tunnel process and the
+                // relay; unknown for websocat-pair (its server is not watched).
+                let mut path = Some(run.ends_cpu);
+                match (cpu_before, c.pids.get("iperf")) {
+                    (Some(before), Some(pid)) => {
+                        let used = measure::cpu_seconds(*pid)? - before;
+                        cpu_per_gib.push(used / gib);
+                        path = path.map(|p| p + used);
                     }
+                    _ if c.kind != Kind::Direct => path = None,
+                    _ => {}
+                }
+                match (relay_before, relay_pid) {
+                    (Some(before), Some(pid)) => {
+                        let used = measure::cpu_seconds(pid)? - before;
+                        relay_cpu_per_gib.push(used / gib);
+                        path = path.map(|p| p + used);
+                    }
+                    _ if c.kind != Kind::Direct => path = None,
+                    _ => {}
+                }
+                if let Some(path) = path {
+                    path_cpu_per_gib.push(path / gib);
                 }
             }
             record(label, c.kind, samples);
@@ -194,6 +212,13 @@ async fn main() -> Result<()> {
                         &format!("CPU s per GiB, {dir} (emulator relay)"),
                         c.kind,
                         relay_cpu_per_gib,
+                    );
+                }
+                if !path_cpu_per_gib.is_empty() {
+                    record(
+                        &format!("CPU s per GiB, {dir} (whole path: iperf3 ends + tunnel + relay)"),
+                        c.kind,
+                        path_cpu_per_gib,
                     );
                 }
             }
@@ -308,6 +333,34 @@ fn ratios(results: &Results) -> BTreeMap<String, f64> {
                 out.insert(
                     format!("throughput {dir} 1 stream: porthole / {other}"),
                     p / o,
+                );
+            }
+        }
+    }
+    // On this 2-core machine every process of a path shares the same two CPUs, and a
+    // single stream keeps them busy: its speed is bounded by the CPU the whole path
+    // spends per byte. Were Porthole's own process free, its path would cost
+    // (path - own), so no client could beat today's ratio by more than path / (path - own)
+    // with the same relay and the same iperf3 ends: the ceiling of each target here.
+    for dir in ["up", "down"] {
+        let metric = format!("throughput {dir}, 1 stream (MiB/s)");
+        let path = format!("CPU s per GiB, {dir} (whole path: iperf3 ends + tunnel + relay)");
+        let own = format!("CPU s per GiB, {dir} (client-side tunnel process)");
+        let (Some(porthole), Some(path), Some(own)) = (
+            median(results, &metric, "porthole"),
+            median(results, &path, "porthole"),
+            median(results, &own, "porthole"),
+        ) else {
+            continue;
+        };
+        if path <= own {
+            continue;
+        }
+        for other in ["direct", "websocat", "official"] {
+            if let Some(o) = median(results, &metric, other) {
+                out.insert(
+                    format!("throughput {dir} 1 stream: porthole / {other}, ceiling if porthole cost no CPU"),
+                    porthole / o * path / (path - own),
                 );
             }
         }

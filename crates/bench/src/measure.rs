@@ -7,15 +7,27 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-/// Bytes per second through `addr` with iperf3 (`reverse`: server to client), and the
-/// bytes moved. iperf3's server takes one test at a time and needs a moment to reset
-/// after one ends, so a "busy" answer is retried briefly.
+/// One iperf3 run.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Bytes per second received.
+    pub rate: f64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// CPU seconds iperf3 itself used, client and server together (its own report): the
+    /// part of the path's cost that is the same for every contender.
+    pub ends_cpu: f64,
+}
+
+/// Throughput through `addr` with iperf3 (`reverse`: server to client). iperf3's server
+/// takes one test at a time and needs a moment to reset after one ends, so a "busy"
+/// answer is retried briefly.
 pub async fn throughput(
     addr: SocketAddr,
     reverse: bool,
     streams: u32,
     secs: u32,
-) -> Result<(f64, u64)> {
+) -> Result<Throughput> {
     let mut attempt = 0;
     loop {
         match throughput_once(addr, reverse, streams, secs).await {
@@ -33,7 +45,7 @@ async fn throughput_once(
     reverse: bool,
     streams: u32,
     secs: u32,
-) -> Result<(f64, u64)> {
+) -> Result<Throughput> {
     let mut cmd = Command::new("iperf3");
     cmd.args([
         "-c",
@@ -57,13 +69,17 @@ async fn throughput_once(
         bail!("iperf3: {error}");
     }
     let received = &json["end"]["sum_received"];
-    Ok((
-        received["bits_per_second"]
+    let cpu = &json["end"]["cpu_utilization_percent"];
+    let percent =
+        cpu["host_total"].as_f64().unwrap_or(0.0) + cpu["remote_total"].as_f64().unwrap_or(0.0);
+    Ok(Throughput {
+        rate: received["bits_per_second"]
             .as_f64()
             .context("bits_per_second")?
             / 8.0,
-        received["bytes"].as_u64().unwrap_or(0),
-    ))
+        bytes: received["bytes"].as_u64().unwrap_or(0),
+        ends_cpu: percent / 100.0 * received["seconds"].as_f64().unwrap_or(0.0),
+    })
 }
 
 /// One-way latency percentiles (µs) of 64-byte ping-pong through `addr` with sockperf.
