@@ -15,7 +15,7 @@ done
 
 ./scripts/install-test-deps.sh
 need=()
-pkgs=(iperf3 sockperf wrk)
+pkgs=(iperf3 sockperf wrk socat)
 [ "$DESKTOP" -eq 0 ] || pkgs+=(pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev \
   libayatana-appindicator3-1 xvfb xauth webkit2gtk-driver dbus-x11 nodejs)
 for pkg in "${pkgs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done

@@ -34,6 +34,10 @@ pub enum Kind {
     Websocat,
     /// websocat client + websocat server, no emulator: a reference WS tunnel.
     WebsocatPair,
+    /// Two socat processes in a row, plain TCP, no WebSocket: what two user-space hops
+    /// (a tunnel client and a relay) cost with no framing at all, the floor for any
+    /// client-plus-relay path.
+    SocatPair,
 }
 
 impl Kind {
@@ -45,6 +49,7 @@ impl Kind {
             Kind::Official => "official",
             Kind::Websocat => "websocat",
             Kind::WebsocatPair => "websocat-pair",
+            Kind::SocatPair => "socat-pair",
         }
     }
 }
@@ -179,6 +184,10 @@ impl Contender {
                     );
                     contender.websocat_client(tools, app, &url).await?
                 }
+                Kind::SocatPair => {
+                    let relay = contender.socat(target).await?;
+                    contender.socat(relay).await?
+                }
                 Kind::WebsocatPair => {
                     let ws_port = free_port()?;
                     let mut server = Command::new(&tools.websocat)
@@ -280,6 +289,27 @@ impl Contender {
             }
         });
         self.pids.insert(app, child.id().context("pid")?);
+        self.children.push(child);
+        Ok(([127, 0, 0, 1], port).into())
+    }
+
+    /// A socat forwarding a local port to `to` (a process per connection, as socat does);
+    /// 256 KiB buffers, as Porthole and the emulator use.
+    async fn socat(&mut self, to: SocketAddr) -> Result<SocketAddr> {
+        let port = free_port()?;
+        let mut child = Command::new("socat")
+            .args([
+                "-b",
+                "262144",
+                &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+                &format!("TCP:{to}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("socat (scripts/bench.sh installs it)")?;
+        wait_for_port(port, &mut child, "socat").await?;
         self.children.push(child);
         Ok(([127, 0, 0, 1], port).into())
     }

@@ -108,6 +108,7 @@ async fn main() -> Result<()> {
         Kind::Official,
         Kind::Websocat,
         Kind::WebsocatPair,
+        Kind::SocatPair,
     ]
     .into_iter()
     .filter(|k| args.only.is_empty() || args.only.iter().any(|o| o == k.name()))
@@ -157,7 +158,7 @@ async fn main() -> Result<()> {
             let relay_pid = match c.kind {
                 Kind::Porthole | Kind::Official => Some(emulators.pids.0),
                 Kind::Websocat => Some(emulators.pids.1),
-                Kind::Direct | Kind::WebsocatPair => None,
+                Kind::Direct | Kind::WebsocatPair | Kind::SocatPair => None,
             };
             for _ in 0..args.reps {
                 let cpu_before = c
@@ -325,7 +326,7 @@ fn ratios(results: &Results) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for dir in ["up", "down"] {
         let metric = format!("throughput {dir}, 1 stream (MiB/s)");
-        for other in ["direct", "websocat", "official"] {
+        for other in ["direct", "socat-pair", "websocat", "official"] {
             if let (Some(p), Some(o)) = (
                 median(results, &metric, "porthole"),
                 median(results, &metric, other),
