@@ -305,6 +305,8 @@ async fn accept_loop(
     };
     tokio::pin!(session_ended);
     let mut final_state = TunnelState::Stopped;
+    // Why the tunnel stopped itself: the last word, whatever its closing connections say.
+    let mut final_reason: Option<String> = None;
     // A connection slot is taken before accepting, so a full tunnel leaves new clients in
     // the listen backlog instead of piling up tasks; every branch stays live meanwhile, so
     // status keeps flowing while the tunnel waits.
@@ -317,6 +319,7 @@ async fn accept_loop(
                 tracing::info!(reason = %ended, "session ended; stopping the tunnel");
                 shared.counters.record_error(ended.to_string());
                 final_state = TunnelState::Failed;
+                final_reason = Some(ended.to_string());
                 break;
             }
             _ = shared.counters.changed.notified() => publish(&status),
@@ -362,6 +365,9 @@ async fn accept_loop(
     tracker.wait().await;
     let mut last = shared.counters.snapshot(Some(final_state));
     last.active_connections = 0;
+    if final_reason.is_some() {
+        last.last_error = final_reason;
+    }
     status.send_replace(last);
 }
 
