@@ -53,6 +53,14 @@ pub enum LinkError {
     /// The peer sent something RFC 6455 forbids.
     #[error("WebSocket protocol error: {0}")]
     Protocol(&'static str),
+    /// A message reached the limit set with [`LinkReader::limit_messages`].
+    #[error("a message of {0} bytes or more")]
+    TooLarge(u64),
+}
+
+/// The `Sec-WebSocket-Accept` value answering a `Sec-WebSocket-Key`.
+pub fn accept_key(key: &[u8]) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key)
 }
 
 /// What came in on a link.
@@ -136,6 +144,10 @@ pub struct LinkReader<R> {
     payload: Option<Payload>,
     /// A fragmented message is in progress: whether it is BINARY.
     message: Option<bool>,
+    /// Bytes of the current message announced so far (its frames' lengths).
+    message_len: u64,
+    /// Messages this long or longer are refused.
+    limit: Option<u64>,
 }
 
 /// A parsed frame header.
@@ -224,7 +236,15 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
             handed_out: 0,
             payload: None,
             message: None,
+            message_len: 0,
+            limit: None,
         }
+    }
+
+    /// Refuses messages of `limit` bytes or more with [`LinkError::TooLarge`], as soon as
+    /// a frame header announces it (before any of its payload is handed out).
+    pub fn limit_messages(&mut self, limit: u64) {
+        self.limit = Some(limit);
     }
 
     /// Reads more bytes; 0 at the end of the connection. `want` is how many the frame in
@@ -332,6 +352,14 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
                 (OP_BINARY, None) => true,
                 _ => return Err(LinkError::Protocol("unknown data opcode")),
             };
+            if self.message.is_none() {
+                self.message_len = 0;
+            }
+            self.message_len = self.message_len.saturating_add(header.len);
+            let too_large = self.limit.filter(|l| self.message_len >= *l);
+            // An oversized message's payload is still read, and dropped, so a caller that
+            // closes and then drains the link leaves the stream in step.
+            let binary = binary && too_large.is_none();
             self.message = if header.fin { None } else { Some(binary) };
             self.buf.advance(header_len);
             self.payload = Some(Payload {
@@ -340,6 +368,9 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
                 mask: header.mask,
                 offset: 0,
             });
+            if let Some(limit) = too_large {
+                return Err(LinkError::TooLarge(limit));
+            }
             if header.len == 0 {
                 self.payload = None;
                 return Ok(Event::Other);
@@ -360,13 +391,31 @@ fn close_event(body: &[u8]) -> Result<Event<'static>, LinkError> {
 }
 
 /// The sending half of a [`Link`].
+///
+/// Sending is cancel-safe: a send dropped part-way (a relay stopped mid-frame) leaves the
+/// rest of its frame here, and it goes out before anything else, so a close frame sent
+/// afterwards still lands on a frame boundary. Only then is anything copied.
 #[derive(Debug)]
 pub struct LinkWriter<W> {
     io: W,
     role: Role,
-    /// A frame was only partly written (its send was abandoned): the stream is no longer
-    /// at a frame boundary, so nothing more may be sent.
-    torn: bool,
+    /// The unsent rest of a frame whose send was dropped.
+    pending: Vec<u8>,
+}
+
+/// The part of a frame being written; on drop before the end, the rest is kept.
+struct Unsent<'a> {
+    bytes: &'a [u8],
+    written: usize,
+    keep: &'a mut Vec<u8>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(rest) = self.bytes.get(self.written..) {
+            self.keep.extend_from_slice(rest);
+        }
+    }
 }
 
 impl<W: AsyncWrite + Unpin> LinkWriter<W> {
@@ -374,7 +423,7 @@ impl<W: AsyncWrite + Unpin> LinkWriter<W> {
         LinkWriter {
             io,
             role,
-            torn: false,
+            pending: Vec::new(),
         }
     }
 
@@ -414,11 +463,12 @@ impl<W: AsyncWrite + Unpin> LinkWriter<W> {
     }
 
     async fn send(&mut self, opcode: u8, frame: &mut [u8]) -> Result<(), LinkError> {
-        if self.torn {
-            return Err(LinkError::Io(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "an earlier frame was only partly sent",
-            )));
+        while !self.pending.is_empty() {
+            let n = self.io.write(&self.pending).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            self.pending.drain(..n);
         }
         let (room, payload) = frame.split_at_mut(HEADER_ROOM);
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
@@ -426,11 +476,28 @@ impl<W: AsyncWrite + Unpin> LinkWriter<W> {
         if let Some(key) = mask {
             apply_mask(payload, key, 0);
         }
-        self.torn = true;
-        self.io.write_all(&frame[start..]).await?;
+        let mut unsent = Unsent {
+            bytes: &frame[start..],
+            written: 0,
+            keep: &mut self.pending,
+        };
+        while unsent.written < unsent.bytes.len() {
+            match self.io.write(&unsent.bytes[unsent.written..]).await {
+                Ok(0) => {
+                    unsent.written = unsent.bytes.len();
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                }
+                Ok(n) => unsent.written += n,
+                Err(e) => {
+                    // The link is broken; nothing is kept for a next send.
+                    unsent.written = unsent.bytes.len();
+                    return Err(e.into());
+                }
+            }
+        }
+        drop(unsent);
         // A no-op on TCP; TLS holds bytes until flushed.
         self.io.flush().await?;
-        self.torn = false;
         Ok(())
     }
 }
@@ -627,6 +694,57 @@ mod tests {
         drop(b);
         // The connection ends mid-frame: an end without a close.
         assert_eq!(rx.next().await.unwrap(), Event::Eof);
+    }
+
+    #[tokio::test]
+    async fn a_send_dropped_mid_frame_is_finished_before_the_next_frame() {
+        // A pipe smaller than the frame: the send must wait for the reader.
+        let (a, b) = tokio::io::duplex(1024);
+        let mut server_side =
+            WebSocketStream::from_raw_socket(b, protocol::Role::Server, None).await;
+        let (_rx, mut tx) = Link::new(a, Role::Client, Vec::new()).split();
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        let mut frame = frame_of(&big);
+        let send = tx.send_binary(&mut frame);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), send)
+                .await
+                .is_err(),
+            "the send waits for a reader"
+        );
+        let close = tokio::spawn(async move { tx.close(1001, "stopped").await });
+        match server_side.next().await.unwrap().unwrap() {
+            Message::Binary(got) => assert_eq!(&got[..], &big[..]),
+            other => panic!("{other:?}"),
+        }
+        match server_side.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+            other => panic!("{other:?}"),
+        }
+        close.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused_before_its_payload() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut client = WebSocketStream::from_raw_socket(a, protocol::Role::Client, None).await;
+        let (mut rx, _tx) = Link::new(b, Role::Server, Vec::new()).split();
+        rx.limit_messages(1000);
+        client.send(Message::binary(vec![1u8; 999])).await.unwrap();
+        assert_eq!(collect_data(&mut rx, 999).await.len(), 999);
+        let parts = [
+            Frame::message(vec![2u8; 600], OpCode::Data(Data::Binary), false),
+            Frame::message(vec![3u8; 400], OpCode::Data(Data::Continue), true),
+        ];
+        for frame in parts {
+            client.send(Message::Frame(frame)).await.unwrap();
+        }
+        assert_eq!(collect_data(&mut rx, 600).await.len(), 600);
+        assert!(matches!(rx.next().await, Err(LinkError::TooLarge(1000))));
+        // Its payload is skipped; the link stays in step.
+        client.send(Message::binary(&b"after"[..])).await.unwrap();
+        assert_eq!(rx.next().await.unwrap(), Event::Other);
+        assert_eq!(collect_data(&mut rx, 5).await, b"after");
     }
 
     #[tokio::test]
