@@ -23,17 +23,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::FromRequestParts;
+use axum::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use porthole_core::tunnel::link::{self, Event, Link, LinkReader, LinkWriter, Role, HEADER_ROOM};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
@@ -49,8 +52,6 @@ pub const RELAY_CHUNK: usize = 256 * 1024;
 pub const MANAGER_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// The web server's client-facing limit (aiohttp `WebSocketResponse` default).
 pub const WEB_MAX_MESSAGE: usize = 4 * 1024 * 1024;
-/// The WebSocket library's own hard limit; above it the message cannot even be read.
-const HARD_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 /// How long to wait for the target's TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the client's CLOSE reply after sending ours.
@@ -174,7 +175,7 @@ pub(crate) async fn proxy(
     parts: &mut Parts,
     mode: Mode,
 ) -> Response {
-    let upgrade = WebSocketUpgrade::from_request_parts(parts, &()).await;
+    let upgrade = Upgrade::from_parts(parts);
     let prepared = match prepare(shared, &caller, session_ref, query).await {
         Ok(p) => p,
         Err(problem) => {
@@ -224,14 +225,105 @@ pub(crate) async fn proxy(
         target = %ctx.target,
         "tunnel opened"
     );
-    upgrade
-        .max_message_size(HARD_MESSAGE_LIMIT)
-        .max_frame_size(HARD_MESSAGE_LIMIT)
-        .on_upgrade(move |socket| async move {
-            relay(socket, ctx).await;
-            drop(guard);
-            drop(tracker_token);
-        })
+    upgrade.respond(move |link| async move {
+        relay(link, ctx).await;
+        drop(guard);
+        drop(tracker_token);
+    })
+}
+
+/// The connection a relay runs on once the 101 is sent.
+type Io = TokioIo<Upgraded>;
+
+/// A valid WebSocket upgrade request (RFC 6455 §4.2.1), checked as axum checks it.
+struct Upgrade {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+/// Why a request is not a WebSocket upgrade.
+#[derive(Debug, thiserror::Error)]
+enum NotAnUpgrade {
+    #[error("the request method is not GET")]
+    NotGet,
+    #[error("`Connection` does not contain `upgrade`")]
+    Connection,
+    #[error("`Upgrade` is not `websocket`")]
+    UpgradeHeader,
+    #[error("`Sec-WebSocket-Version` is not 13")]
+    Version,
+    #[error("`Sec-WebSocket-Key` is missing")]
+    Key,
+    #[error("the connection cannot be upgraded")]
+    NotUpgradable,
+}
+
+impl Upgrade {
+    fn from_parts(parts: &mut Parts) -> Result<Upgrade, NotAnUpgrade> {
+        fn has_token(
+            headers: &HeaderMap,
+            name: impl axum::http::header::AsHeaderName,
+            token: &str,
+        ) -> bool {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        }
+        if parts.method != Method::GET {
+            return Err(NotAnUpgrade::NotGet);
+        }
+        if !has_token(&parts.headers, CONNECTION, "upgrade") {
+            return Err(NotAnUpgrade::Connection);
+        }
+        if !has_token(&parts.headers, UPGRADE, "websocket") {
+            return Err(NotAnUpgrade::UpgradeHeader);
+        }
+        if parts
+            .headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
+            return Err(NotAnUpgrade::Version);
+        }
+        let key = parts
+            .headers
+            .get(SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or(NotAnUpgrade::Key)?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or(NotAnUpgrade::NotUpgradable)?;
+        Ok(Upgrade { key, on_upgrade })
+    }
+
+    /// The 101, with `serve` spawned on the upgraded connection.
+    fn respond<F, Fut>(self, serve: F) -> Response
+    where
+        F: FnOnce(Link<Io>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let accept = link::accept_key(self.key.as_bytes());
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    serve(Link::new(TokioIo::new(upgraded), Role::Server, Vec::new())).await
+                }
+                Err(e) => tracing::info!(error = %e, "tunnel upgrade failed"),
+            }
+        });
+        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(value) = HeaderValue::from_str(&accept) {
+            headers.insert(SEC_WEBSOCKET_ACCEPT, value);
+        }
+        response
+    }
 }
 
 struct RelayCtx {
@@ -242,12 +334,14 @@ struct RelayCtx {
     shutdown: CancellationToken,
 }
 
-type WsTx = SplitSink<WebSocket, Message>;
-type WsRx = SplitStream<WebSocket>;
+/// The sending half, shared: data goes out downstream while pings are answered upstream.
+type WsTx = Mutex<LinkWriter<WriteHalf<Io>>>;
+type WsRx = LinkReader<ReadHalf<Io>>;
 
 #[derive(Debug)]
 enum Outcome {
-    ClientClosed,
+    /// The client sent a close (with this code, 1000 when it had none).
+    ClientClosed(u16),
     ClientGone,
     TooBig,
     TargetGone,
@@ -255,8 +349,10 @@ enum Outcome {
     Shutdown,
 }
 
-async fn relay(socket: WebSocket, ctx: RelayCtx) {
-    let (mut tx, mut rx) = socket.split();
+async fn relay(link: Link<Io>, ctx: RelayCtx) {
+    let (mut rx, tx) = link.split();
+    rx.limit_messages(ctx.limit as u64);
+    let mut tx = Mutex::new(tx);
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ctx.target.as_str()));
     let connected = tokio::select! {
         r = connect => r,
@@ -281,8 +377,8 @@ async fn relay(socket: WebSocket, ctx: RelayCtx) {
     let _ = stream.set_nodelay(true);
     let (mut target_rd, mut target_wr) = stream.into_split();
     let outcome = tokio::select! {
-        o = upstream(&mut rx, &mut target_wr, ctx.limit) => o,
-        o = downstream(&mut target_rd, &mut tx) => o,
+        o = upstream(&mut rx, &tx, &mut target_wr) => o,
+        o = downstream(&mut target_rd, &tx) => o,
         () = ctx.shutdown.cancelled() => Outcome::Shutdown,
         () = ctx.session.cancelled() => Outcome::SessionGone,
     };
@@ -291,7 +387,11 @@ async fn relay(socket: WebSocket, ctx: RelayCtx) {
     drop(target_wr);
     tracing::debug!(target = %ctx.target, ?outcome, "relay ended");
     match outcome {
-        Outcome::ClientClosed => drain(&mut rx).await,
+        Outcome::ClientClosed(code) => {
+            // Answer the client's close, echoing its code, as the WebSocket layer did.
+            let _ = tx.get_mut().close(code, "").await;
+            drain(&mut rx).await
+        }
         Outcome::ClientGone => {}
         Outcome::TooBig => close_and_drain(&mut tx, &mut rx, CLOSE_MESSAGE_TOO_BIG).await,
         Outcome::Shutdown => close_and_drain(&mut tx, &mut rx, CLOSE_GOING_AWAY).await,
@@ -309,77 +409,68 @@ async fn finish(ctx: &RelayCtx, tx: &mut WsTx, rx: &mut WsRx, code: u16) {
     }
 }
 
-/// Client to app: BINARY frames are written (awaiting the target), TEXT frames dropped.
-async fn upstream(rx: &mut WsRx, target: &mut OwnedWriteHalf, limit: usize) -> Outcome {
-    while let Some(item) = rx.next().await {
-        match item {
-            Ok(Message::Binary(data)) => {
-                if data.len() >= limit {
-                    return Outcome::TooBig;
-                }
-                if target.write_all(&data).await.is_err() {
+/// Client to app: BINARY payload is written as it arrives (awaiting the target), TEXT
+/// dropped, pings answered.
+async fn upstream(rx: &mut WsRx, tx: &WsTx, target: &mut OwnedWriteHalf) -> Outcome {
+    loop {
+        match rx.next().await {
+            Ok(Event::Data(data)) => {
+                if target.write_all(data).await.is_err() {
                     return Outcome::TargetGone;
                 }
             }
-            Ok(Message::Text(text)) => {
-                if text.len() >= limit {
-                    return Outcome::TooBig;
-                }
-            }
-            // Pings are answered by the WebSocket layer itself.
-            Ok(Message::Ping(_) | Message::Pong(_)) => {}
-            Ok(Message::Close(_)) => return Outcome::ClientClosed,
-            Err(e) => {
-                return if is_too_long(&e) {
-                    Outcome::TooBig
-                } else {
-                    Outcome::ClientGone
-                };
-            }
-        }
-    }
-    Outcome::ClientGone
-}
-
-/// App to client: chunks of at most [`RELAY_CHUNK`] as BINARY frames, each send awaited.
-async fn downstream(target: &mut OwnedReadHalf, tx: &mut WsTx) -> Outcome {
-    // Read straight into the frame's bytes: the WebSocket layer copies a frame into its
-    // own buffer as it sends, so by the next read this allocation is free to reuse.
-    let mut buf = BytesMut::with_capacity(RELAY_CHUNK);
-    loop {
-        buf.reserve(RELAY_CHUNK);
-        match target.read_buf(&mut (&mut buf).limit(RELAY_CHUNK)).await {
-            Ok(0) | Err(_) => return Outcome::TargetGone,
-            Ok(_) => {
-                let frame = Message::Binary(buf.split().freeze());
-                if tx.send(frame).await.is_err() {
+            Ok(Event::Ping(payload)) => {
+                if tx.lock().await.pong(&payload).await.is_err() {
                     return Outcome::ClientGone;
                 }
             }
+            Ok(Event::Other) => {}
+            Ok(Event::Close(frame)) => {
+                return Outcome::ClientClosed(frame.map_or(1000, |(code, _)| code))
+            }
+            Ok(Event::Eof) => return Outcome::ClientGone,
+            Err(link::LinkError::TooLarge(_)) => return Outcome::TooBig,
+            Err(_) => return Outcome::ClientGone,
         }
     }
 }
 
-fn is_too_long(e: &axum::Error) -> bool {
-    e.to_string().contains("Message too long")
+/// App to client: chunks of at most [`RELAY_CHUNK`] as BINARY frames, each send awaited.
+async fn downstream(target: &mut OwnedReadHalf, tx: &WsTx) -> Outcome {
+    // Read in behind the frame header's room, sent from where the bytes landed.
+    let mut buf = BytesMut::with_capacity(HEADER_ROOM + RELAY_CHUNK);
+    buf.resize(HEADER_ROOM, 0);
+    loop {
+        match target.read_buf(&mut (&mut buf).limit(RELAY_CHUNK)).await {
+            Ok(0) | Err(_) => return Outcome::TargetGone,
+            Ok(_) => {
+                if tx.lock().await.send_binary(&mut buf).await.is_err() {
+                    return Outcome::ClientGone;
+                }
+                buf.truncate(HEADER_ROOM);
+            }
+        }
+    }
 }
 
 /// Sends CLOSE `code`, then waits (briefly) for the client's CLOSE reply.
 async fn close_and_drain(tx: &mut WsTx, rx: &mut WsRx, code: u16) {
-    let frame = CloseFrame {
-        code,
-        reason: "".into(),
-    };
-    if tx.send(Message::Close(Some(frame))).await.is_err() {
+    if tx.get_mut().close(code, "").await.is_err() {
         return;
     }
     drain(rx).await;
 }
 
-/// Reads until the connection ends (this also flushes the reply to a client CLOSE).
+/// Reads (and drops) until the client's close or the end of the connection.
 async fn drain(rx: &mut WsRx) {
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = rx.next().await {}
+        loop {
+            match rx.next().await {
+                Ok(Event::Close(_) | Event::Eof) => return,
+                Ok(_) | Err(link::LinkError::TooLarge(_)) => {}
+                Err(_) => return,
+            }
+        }
     })
     .await;
 }
@@ -390,16 +481,21 @@ async fn silent(ctx: &RelayCtx, tx: &mut WsTx, rx: &mut WsRx) {
     loop {
         tokio::select! {
             () = ctx.shutdown.cancelled() => return close_and_drain(tx, rx, CLOSE_GOING_AWAY).await,
-            item = rx.next() => match item {
-                None | Some(Err(_)) => return,
-                Some(Ok(Message::Close(_))) => return drain(rx).await,
-                Some(Ok(Message::Binary(data))) if data.len() >= ctx.limit => {
+            event = rx.next() => match event {
+                Ok(Event::Close(frame)) => {
+                    let _ = tx.get_mut().close(frame.map_or(1000, |(code, _)| code), "").await;
+                    return drain(rx).await;
+                }
+                Ok(Event::Ping(payload)) => {
+                    if tx.get_mut().pong(&payload).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Data(_) | Event::Other) => {}
+                Err(link::LinkError::TooLarge(_)) => {
                     return close_and_drain(tx, rx, CLOSE_MESSAGE_TOO_BIG).await
                 }
-                Some(Ok(Message::Text(text))) if text.len() >= ctx.limit => {
-                    return close_and_drain(tx, rx, CLOSE_MESSAGE_TOO_BIG).await
-                }
-                Some(Ok(_)) => {}
+                Ok(Event::Eof) | Err(_) => return,
             },
         }
     }
