@@ -134,6 +134,20 @@ pub struct TunnelTarget {
     pub app: ServicePort,
 }
 
+impl TunnelTarget {
+    /// Opens one WebSocket to the app, waiting up to `handshake_timeout` for the 101.
+    pub async fn open_stream(&self, handshake_timeout: Duration) -> Result<AppStream, ApiError> {
+        open_app_stream(
+            &self.client,
+            &self.session,
+            &self.app.name,
+            self.app.proxy_kind(),
+            handshake_timeout,
+        )
+        .await
+    }
+}
+
 struct Shared {
     target: TunnelTarget,
     options: TunnelOptions,
@@ -250,14 +264,7 @@ impl Drop for Tunnel {
 /// Opens and closes one WebSocket so the server starts the app now, surfacing a start
 /// failure (500 with the agent's reason) before the tunnel reports ready.
 async fn warm_up(target: &TunnelTarget, options: &TunnelOptions) -> Result<(), ApiError> {
-    let stream = open_app_stream(
-        &target.client,
-        &target.session,
-        &target.app.name,
-        target.app.proxy_kind(),
-        options.handshake_timeout,
-    )
-    .await?;
+    let stream = target.open_stream(options.handshake_timeout).await?;
     // Close politely; the app side sees one short connection.
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
     Ok(())
@@ -462,13 +469,7 @@ where
     }
     let mut waiting = AppStartWait::new(counters, options.app_start_timeout);
     loop {
-        let open = open_app_stream(
-            &target.client,
-            &target.session,
-            &target.app.name,
-            target.app.proxy_kind(),
-            options.handshake_timeout,
-        );
+        let open = target.open_stream(options.handshake_timeout);
         let stream = tokio::select! {
             stream = open => stream,
             _ = cancel.cancelled() => return Ok(()),
