@@ -510,6 +510,15 @@ async fn porthole_ssh_forward(f: &Fixture, lport: u16, tmp: &Path) -> (Child, Jo
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
+    // As in a terminal, where Ctrl-C is live: a test run started in the background by a
+    // non-interactive shell inherits SIGINT ignored, and ssh keeps an ignored SIGINT.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().expect("spawn porthole ssh -L");
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
     let mut seen = String::new();
