@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: Porthole vs direct TCP vs the official client vs websocat, in one run.
-# Prints a table and writes target/bench/results.json. About 3 minutes on 2 cores.
+# Prints a table and writes target/bench/results.json. About 4 minutes on 2 cores.
 # --desktop (anywhere in the arguments) also runs the desktop app scenario afterwards
 # (tests/gui/bench-desktop.mjs under Xvfb: launch to session list, idle RSS and CPU), which
 # writes target/bench/desktop.json; it builds the app in release (~5+ min cold).
