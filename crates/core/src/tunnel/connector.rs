@@ -14,10 +14,9 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::{generate_key, Request};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::MaybeTlsStream;
 
-use super::link::{Link, Role};
+use super::link::{accept_key, Link, Role};
 use crate::api::{one_line, ApiError, BackendClient, ComputeSession, ProxyKind};
 
 /// The WebSocket of one tunnelled connection.
@@ -168,8 +167,7 @@ pub(crate) async fn upgrade(
                 "101 without Upgrade: websocket".into(),
             ));
         }
-        if reply.header("sec-websocket-accept") != Some(derive_accept_key(key.as_bytes()).as_str())
-        {
+        if reply.header("sec-websocket-accept") != Some(accept_key(key.as_bytes()).as_str()) {
             return Err(UpgradeFailure::Protocol(
                 "wrong Sec-WebSocket-Accept in the 101".into(),
             ));

@@ -265,21 +265,16 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
     pub async fn next(&mut self) -> Result<Event<'_>, LinkError> {
         self.buf.advance(std::mem::take(&mut self.handed_out));
         loop {
-            if let Some(payload) = &mut self.payload {
-                if payload.remaining == 0 {
-                    self.payload = None;
-                    continue;
-                }
+            // A payload in progress always has bytes left (an empty one is never kept).
+            if let Some(mut payload) = self.payload.take() {
                 if self.buf.is_empty() {
                     let want = payload.remaining;
+                    self.payload = Some(payload);
                     if self.fill(want).await? == 0 {
                         return Ok(Event::Eof);
                     }
                     continue;
                 }
-                let Some(payload) = &mut self.payload else {
-                    continue;
-                };
                 let n = usize::try_from(payload.remaining)
                     .unwrap_or(usize::MAX)
                     .min(self.buf.len());
@@ -289,8 +284,8 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
                 payload.offset += n;
                 payload.remaining -= n as u64;
                 let binary = payload.binary;
-                if payload.remaining == 0 {
-                    self.payload = None;
+                if payload.remaining > 0 {
+                    self.payload = Some(payload);
                 }
                 if binary {
                     self.handed_out = n;
@@ -362,17 +357,18 @@ impl<R: AsyncRead + Unpin> LinkReader<R> {
             let binary = binary && too_large.is_none();
             self.message = if header.fin { None } else { Some(binary) };
             self.buf.advance(header_len);
-            self.payload = Some(Payload {
-                remaining: header.len,
-                binary,
-                mask: header.mask,
-                offset: 0,
-            });
+            if header.len > 0 {
+                self.payload = Some(Payload {
+                    remaining: header.len,
+                    binary,
+                    mask: header.mask,
+                    offset: 0,
+                });
+            }
             if let Some(limit) = too_large {
                 return Err(LinkError::TooLarge(limit));
             }
             if header.len == 0 {
-                self.payload = None;
                 return Ok(Event::Other);
             }
         }
