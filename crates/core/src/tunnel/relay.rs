@@ -3,7 +3,7 @@
 //! awaits the other side's readiness, so a slow reader slows the sender (backpressure)
 //! and no buffer grows without bound.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -194,8 +194,6 @@ where
     let last_data_ms = AtomicU64::new(0);
     let local_write_blocked = AtomicBool::new(false);
     let got_data = AtomicBool::new(false);
-    // The server's close code, to echo its close after the relay ends (0: none).
-    let peer_close = AtomicU32::new(0);
     // Pings are read downstream and answered upstream, which owns the sending half; a
     // pong still waiting when the next ping comes is superseded (RFC 6455 allows it).
     let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<Bytes>(1);
@@ -280,47 +278,51 @@ where
         }
     };
 
+    // Ends with how the relay ended and, when the server sent a close, its code (to
+    // answer it once the relay is over).
     let downstream = async {
-        loop {
-            let event = ws_rx.next().await;
-            let now = elapsed_ms();
-            last_frame_ms.store(now, Ordering::Relaxed);
-            match event {
-                Ok(Event::Data(data)) => {
-                    got_data.store(true, Ordering::Relaxed);
-                    last_data_ms.store(now, Ordering::Relaxed);
-                    counters
-                        .bytes_down
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    local_write_blocked.store(true, Ordering::Relaxed);
-                    // Flush: a no-op for TCP, but stdout (`porthole proxy`) buffers.
-                    let written =
-                        local_tx.write_all(data).await.is_ok() && local_tx.flush().await.is_ok();
-                    // Frames queued while the client was slow are not the server's silence.
-                    last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
-                    local_write_blocked.store(false, Ordering::Relaxed);
-                    if !written {
-                        return Ok(RelayEnd::LocalClosed);
+        let mut server_close = None;
+        let end = async {
+            loop {
+                let event = ws_rx.next().await;
+                let now = elapsed_ms();
+                last_frame_ms.store(now, Ordering::Relaxed);
+                match event {
+                    Ok(Event::Data(data)) => {
+                        got_data.store(true, Ordering::Relaxed);
+                        last_data_ms.store(now, Ordering::Relaxed);
+                        counters
+                            .bytes_down
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        local_write_blocked.store(true, Ordering::Relaxed);
+                        // Flush: a no-op for TCP, but stdout (`porthole proxy`) buffers.
+                        let written = local_tx.write_all(data).await.is_ok()
+                            && local_tx.flush().await.is_ok();
+                        // Frames queued while the client was slow are not the server's silence.
+                        last_frame_ms.store(elapsed_ms(), Ordering::Relaxed);
+                        local_write_blocked.store(false, Ordering::Relaxed);
+                        if !written {
+                            return Ok(RelayEnd::LocalClosed);
+                        }
                     }
+                    Ok(Event::Ping(payload)) => {
+                        let _ = pong_tx.try_send(payload);
+                    }
+                    // The manager relays only BINARY; anything else carries no app bytes.
+                    Ok(Event::Other) => {}
+                    Ok(Event::Close(frame)) => {
+                        server_close = Some(frame.as_ref().map_or(1000, |(code, _)| *code));
+                        return close_outcome(frame);
+                    }
+                    // The link ended without a close frame: what the 23.09 manager does on app EOF.
+                    Ok(Event::Eof) => return Ok(RelayEnd::AppClosed),
+                    // A reset or another socket error: the link broke (server killed, path cut).
+                    Err(e) => return Err(transport(e)),
                 }
-                Ok(Event::Ping(payload)) => {
-                    let _ = pong_tx.try_send(payload);
-                }
-                // The manager relays only BINARY; anything else carries no app bytes.
-                Ok(Event::Other) => {}
-                Ok(Event::Close(frame)) => {
-                    peer_close.store(
-                        frame.as_ref().map_or(1000, |(code, _)| u32::from(*code)),
-                        Ordering::Relaxed,
-                    );
-                    return close_outcome(frame);
-                }
-                // The link ended without a close frame: what the 23.09 manager does on app EOF.
-                Ok(Event::Eof) => return Ok(RelayEnd::AppClosed),
-                // A reset or another socket error: the link broke (server killed, path cut).
-                Err(e) => return Err(transport(e)),
             }
         }
+        .await;
+        (end, server_close)
     };
 
     // A link is dead when no frame at all (pongs included) came for two ping intervals
@@ -347,11 +349,11 @@ where
 
     let mut upstream = Box::pin(upstream);
     let mut downstream = Box::pin(downstream);
-    // Whether the server closed first (then its close is answered below).
-    let mut server_closed_first = false;
+    // A close the server sent first is answered below; one that answers ours is not.
+    let mut answer_close = None;
     let outcome = tokio::select! {
-        end = &mut downstream => {
-            server_closed_first = true;
+        (end, server_close) = &mut downstream => {
+            answer_close = server_close;
             end
         }
         end = watchdog => end,
@@ -367,10 +369,8 @@ where
     };
     drop((upstream, downstream));
     // Answer the server's close, as RFC 6455 asks; it may already be gone.
-    if let Ok(code) = u16::try_from(peer_close.load(Ordering::Relaxed)) {
-        if code != 0 && server_closed_first {
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close(code, "")).await;
-        }
+    if let Some(code) = answer_close {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws_tx.close(code, "")).await;
     }
     if got_data.load(Ordering::Relaxed) {
         replay.answered();
