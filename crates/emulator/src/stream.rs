@@ -387,11 +387,8 @@ async fn relay(link: Link<Io>, ctx: RelayCtx) {
     drop(target_wr);
     tracing::debug!(target = %ctx.target, ?outcome, "relay ended");
     match outcome {
-        Outcome::ClientClosed(code) => {
-            // Answer the client's close, echoing its code, as the WebSocket layer did.
-            let _ = tx.get_mut().close(code, "").await;
-            drain(&mut rx).await
-        }
+        // Answer the client's close, echoing its code, as the WebSocket layer did.
+        Outcome::ClientClosed(code) => close_and_drain(&mut tx, &mut rx, code).await,
         Outcome::ClientGone => {}
         Outcome::TooBig => close_and_drain(&mut tx, &mut rx, CLOSE_MESSAGE_TOO_BIG).await,
         Outcome::Shutdown => close_and_drain(&mut tx, &mut rx, CLOSE_GOING_AWAY).await,
@@ -453,7 +450,8 @@ async fn downstream(target: &mut OwnedReadHalf, tx: &WsTx) -> Outcome {
     }
 }
 
-/// Sends CLOSE `code`, then waits (briefly) for the client's CLOSE reply.
+/// Sends CLOSE `code` (ours, or the answer to the client's), then waits briefly for the
+/// client's CLOSE reply or the end of the connection.
 async fn close_and_drain(tx: &mut WsTx, rx: &mut WsRx, code: u16) {
     if tx.get_mut().close(code, "").await.is_err() {
         return;
@@ -483,8 +481,7 @@ async fn silent(ctx: &RelayCtx, tx: &mut WsTx, rx: &mut WsRx) {
             () = ctx.shutdown.cancelled() => return close_and_drain(tx, rx, CLOSE_GOING_AWAY).await,
             event = rx.next() => match event {
                 Ok(Event::Close(frame)) => {
-                    let _ = tx.get_mut().close(frame.map_or(1000, |(code, _)| code), "").await;
-                    return drain(rx).await;
+                    return close_and_drain(tx, rx, frame.map_or(1000, |(code, _)| code)).await
                 }
                 Ok(Event::Ping(payload)) => {
                     if tx.get_mut().pong(&payload).await.is_err() {
