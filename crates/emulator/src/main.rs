@@ -97,6 +97,7 @@ async fn run(args: Args) -> ExitCode {
              web login {DEMO_USERNAME} / {DEMO_PASSWORD}"
         );
     }
+    let stop = wait_for_stop(&emulator);
     let mut stdout = std::io::stdout().lock();
     let printed =
         writeln!(stdout, "listening on {}", emulator.endpoint_url()).and_then(|()| stdout.flush());
@@ -104,7 +105,7 @@ async fn run(args: Args) -> ExitCode {
     if let Err(e) = printed {
         eprintln!("porthole-emulator: cannot write to stdout: {e}");
     }
-    wait_for_stop(&emulator).await;
+    stop.await;
     emulator.shutdown().await;
     if let Some(services) = services {
         services.shutdown().await;
@@ -112,31 +113,39 @@ async fn run(args: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGINT, SIGTERM or a shutdown requested through the control API.
-async fn wait_for_stop(emulator: &RunningEmulator) {
+/// Waits for SIGINT, SIGTERM or a shutdown requested through the control API. The signal
+/// handlers are installed when this is called, not when the future is first polled: call
+/// it before the ready line, so a signal sent right after that line stops the emulator
+/// cleanly (exit 0) instead of killing it.
+fn wait_for_stop(emulator: &RunningEmulator) -> impl std::future::Future<Output = ()> + '_ {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).ok();
         let mut term = signal(SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
+        async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
                 Some(s) => {
                     s.recv().await;
                 }
                 None => std::future::pending::<()>().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            () = sigterm => tracing::info!("SIGTERM: shutting down"),
-            () = emulator.shutdown_requested() => {}
+        }
+        async move {
+            tokio::select! {
+                () = received(int.as_mut()) => tracing::info!("SIGINT: shutting down"),
+                () = received(term.as_mut()) => tracing::info!("SIGTERM: shutting down"),
+                () = emulator.shutdown_requested() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
-            () = emulator.shutdown_requested() => {}
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+                () = emulator.shutdown_requested() => {}
+            }
         }
     }
 }
