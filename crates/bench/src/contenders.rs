@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::servers::{free_port, wait_for_port, Targets};
+use crate::servers::{free_port, start_listening, Targets};
 
 /// The apps of the benchmark session, one per scenario's target.
 pub const APPS: [&str; 4] = ["iperf", "sockperf", "web", "echo"];
@@ -190,19 +190,18 @@ impl Contender {
                 }
                 Kind::WebsocatPair => {
                     let ws_port = free_port()?;
-                    let mut server = Command::new(&tools.websocat)
-                        .args([
+                    let server = start_listening(
+                        Command::new(&tools.websocat).args([
                             "--binary",
                             "-E",
                             &format!("ws-l:127.0.0.1:{ws_port}"),
                             &format!("tcp:{target}"),
-                        ])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .kill_on_drop(true)
-                        .spawn()
-                        .context("websocat server")?;
-                    wait_for_port(ws_port, &mut server, "websocat server").await?;
+                        ]),
+                        ws_port,
+                        "websocat server",
+                        "scripts/bench.sh installs it",
+                    )
+                    .await?;
                     contender.children.push(server);
                     contender
                         .websocat_client(tools, app, &format!("ws://127.0.0.1:{ws_port}/"))
@@ -297,19 +296,18 @@ impl Contender {
     /// 256 KiB buffers, as Porthole and the emulator use.
     async fn socat(&mut self, to: SocketAddr) -> Result<SocketAddr> {
         let port = free_port()?;
-        let mut child = Command::new("socat")
-            .args([
+        let child = start_listening(
+            Command::new("socat").args([
                 "-b",
                 "262144",
                 &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
                 &format!("TCP:{to}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("socat (scripts/bench.sh installs it)")?;
-        wait_for_port(port, &mut child, "socat").await?;
+            ]),
+            port,
+            "socat",
+            "scripts/bench.sh installs it",
+        )
+        .await?;
         self.children.push(child);
         Ok(([127, 0, 0, 1], port).into())
     }
@@ -321,21 +319,20 @@ impl Contender {
         url: &str,
     ) -> Result<SocketAddr> {
         let port = free_port()?;
-        let mut child = Command::new(&tools.websocat)
-            .args([
+        let child = start_listening(
+            Command::new(&tools.websocat).args([
                 "--binary",
                 "-E",
                 // -H takes several values; the `=` form keeps it from eating the URL.
                 "-H=X-BackendAI-Version: v8.20240915",
                 &format!("tcp-l:127.0.0.1:{port}"),
                 url,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("websocat (run scripts/bench.sh, which installs it)")?;
-        wait_for_port(port, &mut child, "websocat").await?;
+            ]),
+            port,
+            "websocat",
+            "scripts/bench.sh installs it",
+        )
+        .await?;
         self.pids.insert(app, child.id().context("pid")?);
         self.children.push(child);
         Ok(([127, 0, 0, 1], port).into())

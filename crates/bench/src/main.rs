@@ -173,27 +173,21 @@ async fn main() -> Result<()> {
                     continue;
                 }
                 let gib = run.bytes as f64 / (1u64 << 30) as f64;
+                let own = measure::cpu_used_since(cpu_before, c.pids.get("iperf").copied())?;
+                let relay = measure::cpu_used_since(relay_before, relay_pid)?;
+                if let Some(used) = own {
+                    cpu_per_gib.push(used / gib);
+                }
+                if let Some(used) = relay {
+                    relay_cpu_per_gib.push(used / gib);
+                }
                 // The path: iperf3's two ends, the client-side tunnel process and the
-                // relay; unknown for websocat-pair (its server is not watched).
-                let mut path = Some(run.ends_cpu);
-                match (cpu_before, c.pids.get("iperf")) {
-                    (Some(before), Some(pid)) => {
-                        let used = measure::cpu_seconds(*pid)? - before;
-                        cpu_per_gib.push(used / gib);
-                        path = path.map(|p| p + used);
-                    }
-                    _ if c.kind != Kind::Direct => path = None,
-                    _ => {}
-                }
-                match (relay_before, relay_pid) {
-                    (Some(before), Some(pid)) => {
-                        let used = measure::cpu_seconds(pid)? - before;
-                        relay_cpu_per_gib.push(used / gib);
-                        path = path.map(|p| p + used);
-                    }
-                    _ if c.kind != Kind::Direct => path = None,
-                    _ => {}
-                }
+                // relay; unknown where a process is not watched (websocat-pair, socat-pair).
+                let path = match (c.kind, own, relay) {
+                    (Kind::Direct, _, _) => Some(run.ends_cpu),
+                    (_, Some(own), Some(relay)) => Some(run.ends_cpu + own + relay),
+                    _ => None,
+                };
                 if let Some(path) = path {
                     path_cpu_per_gib.push(path / gib);
                 }

@@ -201,6 +201,14 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((utime + stime) / ticks.max(1.0))
 }
 
+/// CPU seconds `pid` used since it had used `before`, when both are known.
+pub fn cpu_used_since(before: Option<f64>, pid: Option<u32>) -> Result<Option<f64>> {
+    match (before, pid) {
+        (Some(before), Some(pid)) => Ok(Some(cpu_seconds(pid)? - before)),
+        _ => Ok(None),
+    }
+}
+
 extern "C" {
     #[link_name = "sysconf"]
     fn libc_sysconf(name: i32) -> i64;

@@ -47,34 +47,50 @@ pub async fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<(
     bail!("{what} did not listen on {port} within 10 s")
 }
 
+/// Starts `cmd` (a tool that prints nothing useful) with its output discarded, and waits
+/// until it listens on `port`. `what` names it in errors; `hint` says how to install it.
+pub async fn start_listening(
+    cmd: &mut Command,
+    port: u16,
+    what: &str,
+    hint: &str,
+) -> Result<Child> {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("{what} ({hint})"))?;
+    wait_for_port(port, &mut child, what).await?;
+    Ok(child)
+}
+
 impl Targets {
     /// Starts every target on loopback.
     pub async fn start() -> Result<Targets> {
         let iperf_port = free_port()?;
-        let mut iperf = Command::new("iperf3")
-            .args(["-s", "-B", "127.0.0.1", "-p", &iperf_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("iperf3 (apt-get install iperf3)")?;
-        wait_for_port(iperf_port, &mut iperf, "iperf3").await?;
+        let iperf = start_listening(
+            Command::new("iperf3").args(["-s", "-B", "127.0.0.1", "-p", &iperf_port.to_string()]),
+            iperf_port,
+            "iperf3",
+            "apt-get install iperf3",
+        )
+        .await?;
         let sockperf_port = free_port()?;
-        let mut sockperf = Command::new("sockperf")
-            .args([
+        let sockperf = start_listening(
+            Command::new("sockperf").args([
                 "sr",
                 "--tcp",
                 "-i",
                 "127.0.0.1",
                 "-p",
                 &sockperf_port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("sockperf (apt-get install sockperf)")?;
-        wait_for_port(sockperf_port, &mut sockperf, "sockperf").await?;
+            ]),
+            sockperf_port,
+            "sockperf",
+            "apt-get install sockperf",
+        )
+        .await?;
         Ok(Targets {
             iperf: ([127, 0, 0, 1], iperf_port).into(),
             sockperf: ([127, 0, 0, 1], sockperf_port).into(),
