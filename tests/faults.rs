@@ -23,8 +23,8 @@ use porthole_core::tunnel::{
 };
 use porthole_e2e::faultproxy::FaultProxy;
 use porthole_e2e::{
-    bin, emulator_config, free_port, read_line_until, Mode, Service, Session, ACCESS_KEY,
-    SECRET_KEY,
+    bin, emulator_config, free_port, proc_status_field, read_line_until, Mode, Service, Session,
+    ACCESS_KEY, SECRET_KEY,
 };
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -614,11 +614,8 @@ async fn firehose_download(addr: SocketAddr, tag: u8, len: u64) -> f64 {
 
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    proc_status_field("self", "VmRSS")
+        .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
         .expect("VmRSS")
         * 1024
 }

@@ -737,17 +737,11 @@ async fn ssh_catches_sigint(parent: u32) {
         let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
             .unwrap_or_default();
         for pid in children.split_whitespace() {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(str::trim)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let caught = u64::from_str_radix(&field("SigCgt:"), 16).unwrap_or(0);
-            if field("Name:") == "ssh" && caught & sigint_bit != 0 {
+            let caught = proc_status_field(pid, "SigCgt")
+                .and_then(|mask| u64::from_str_radix(&mask, 16).ok())
+                .unwrap_or(0);
+            if proc_status_field(pid, "Name").as_deref() == Some("ssh") && caught & sigint_bit != 0
+            {
                 return;
             }
         }

@@ -625,6 +625,16 @@ impl HttpServer {
     }
 }
 
+/// One field of `/proc/<pid>/status` (`pid` may be `self`), trimmed: `VmRSS` gives
+/// "1234 kB". `None` when the process or the field is gone.
+pub fn proc_status_field(pid: &str, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+}
+
 /// Hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
