@@ -8,21 +8,12 @@ REPO_DIR="$(cd "$RIGS_DIR/../.." && pwd)"
 log() { echo "[rig $RIG_VERSION $(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# Settings every rig shares. Ports, keys and paths differ per release (VERSION/rig.env).
-HOST=127.0.0.1
-DB_NAME=backend
-DB_USER=porthole
-DB_PASS=porthole-rig-db-pass
-RIG_USER_EMAIL=rig-user@example.test
-RIG_USER_PASSWORD=rig-password-1234
-# An account whose password is older than the manager's max_password_age (etcd
-# config/auth): its login is refused with `password-expired`.
-EXPIRED_USER_EMAIL=expired-user@example.test
-EXPIRED_USER_PASSWORD=expired-password-1234
+# What every rig shares (accounts, ids); ports, keys and paths differ per release.
+# shellcheck source=rig.env
+source "$RIGS_DIR/rig.env"
 
 # The variables the rig's processes get (they run with `env -i`).
-RIG_VARS=(HOST DB_NAME DB_USER DB_PASS RIG_USER_EMAIL RIG_USER_PASSWORD EXPIRED_USER_EMAIL
-  EXPIRED_USER_PASSWORD BAI_VERSION BAI_API_VERSION IMAGE ACCESS_KEY SECRET_KEY
+RIG_VARS=($(sed -n 's/^\([A-Z_0-9]*\)=.*/\1/p' "$RIGS_DIR/rig.env") BAI_VERSION BAI_API_VERSION IMAGE ACCESS_KEY SECRET_KEY
   MANAGER_PORT MANAGER_INTERNAL_PORT WEB_PORT PG_PORT REDIS_PORT ETCD_PORT ETCD_PEER_PORT
   ETCD_NAMESPACE AGENT_RPC_PORT AIOMON_TERMUI_PORT AIOMON_WEBUI_PORT SSHD_PORT TTYD_PORT
   JUPYTER_PORT ECHO_PORT ECHO2_PORT VNC_PORT RIG_ETC RIG_RUN RIG_LOG RIG_DATA RIG_BIN
@@ -228,6 +219,7 @@ write_configs() {
     render "$f" "$H/etc/$(basename "${f%.in}")"
   done
   for f in agent.py apps.py seed.py; do install -m 0644 "$RIGS_DIR/$f" "$H/bin/$f"; done
+  install -m 0644 "$RIGS_DIR/service-ports.json" "$H/etc/service-ports.json"
   printf '<!doctype html><title>Backend.AI %s rig</title><p>Backend.AI web server %s (a Porthole test rig).\n' \
     "$BAI_VERSION" "$BAI_VERSION" >"$R$WEB_STATIC/index.html"
   # The state directory under one name for every release (the tests read etc/, run/, log/).

@@ -33,49 +33,34 @@ E = os.environ
 RELEASE = E["BAI_VERSION"]
 MODERN = int(RELEASE.split(".")[0]) >= 24     # 26.x schema and RBAC
 
+# Ids the tests name come from rig.env; these only the database sees.
 DOMAIN, DOMAIN_ID = "default", uuid.UUID("b0a7c0de-0000-4000-8000-0000000000d0")
 RESOURCE_GROUP, RESOURCE_GROUP_ID = "default", uuid.UUID("b0a7c0de-0000-4000-8000-0000000000c0")
-PROJECT, PROJECT_ID = "rig-project", uuid.UUID("b0a7c0de-0000-4000-8000-000000000002")
 AGENT_ID, AGENT_UUID = "i-rig-agent", uuid.UUID("b0a7c0de-0000-4000-8000-0000000000e0")
-RUNNING_ID = uuid.UUID("b0a7c0de-0000-4000-8000-00000000a001")
-RUNNING_KERNEL = uuid.UUID("b0a7c0de-0000-4000-8000-00000000b001")
-PENDING_ID = uuid.UUID("b0a7c0de-0000-4000-8000-00000000a002")
-PENDING_KERNEL = uuid.UUID("b0a7c0de-0000-4000-8000-00000000b002")
+PROJECT, PROJECT_ID = E["PROJECT_NAME"], uuid.UUID(E["PROJECT_ID"])
+RUNNING_ID, RUNNING_KERNEL = uuid.UUID(E["RUNNING_ID"]), uuid.UUID(E["RUNNING_KERNEL_ID"])
+PENDING_ID, PENDING_KERNEL = uuid.UUID(E["PENDING_ID"]), uuid.UUID(E["PENDING_KERNEL_ID"])
 # When the expired account last changed its password: longer ago than etcd's
 # config/auth/max_password_age (conf/etcd-config.json.in).
 EXPIRED_SINCE = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
 # (email, user id, access key, secret key, password, whether its password has expired)
 USERS = [
-    (E["RIG_USER_EMAIL"], uuid.UUID("b0a7c0de-0000-4000-8000-000000000001"),
-     E["ACCESS_KEY"], E["SECRET_KEY"], E["RIG_USER_PASSWORD"], False),
-    (E["EXPIRED_USER_EMAIL"], uuid.UUID("b0a7c0de-0000-4000-8000-000000000012"),
-     "AKIAPORTHOLEEXPIRED1", "PortholeRigExpiredUserSecretKeyLoopback1", E["EXPIRED_USER_PASSWORD"],
-     True),
+    (E["RIG_USER_EMAIL"], uuid.UUID(E["USER_ID"]), E["ACCESS_KEY"], E["SECRET_KEY"],
+     E["RIG_USER_PASSWORD"], False),
+    (E["EXPIRED_USER_EMAIL"], uuid.UUID(E["EXPIRED_USER_ID"]), E["EXPIRED_ACCESS_KEY"],
+     E["EXPIRED_SECRET_KEY"], E["EXPIRED_USER_PASSWORD"], True),
 ]
 MAIN_USER_ID = USERS[0][1]
 
 
 def service_ports() -> list[dict]:
-    """rig-running's service ports: one of each protocol a client meets, on real services."""
-    def port(name, protocol, container, host, **extra):
-        return {"name": name, "protocol": protocol, "container_ports": container,
-                "host_ports": host, "is_inference": False, **extra}
-    p = lambda var: int(E[var])  # noqa: E731
-    return [
-        port("sshd", "tcp", [2200], [p("SSHD_PORT")]),
-        port("ttyd", "http", [7681], [p("TTYD_PORT")]),
-        port("jupyter", "http", [8081], [p("JUPYTER_PORT")]),
-        # Two container ports: `port=7008` reaches the second.
-        port("echo", "tcp", [7007, 7008], [p("ECHO_PORT"), p("ECHO2_PORT")]),
-        port("vnc", "vnc", [5900], [p("VNC_PORT")]),
-        # A port the user starts by hand; with the options an image may declare for it.
-        port("preview", "preopen", [8080], [p("TTYD_PORT")],
-             url_template="{protocol}://{hostname}:{port}/health",
-             allowed_arguments=["--logdir"], allowed_envs=["LOG_LEVEL"]),
-        # Not an app: internal ports are for the image's own use.
-        port("supervisor", "internal", [9001], [p("ECHO_PORT")]),
-    ]
+    """rig-running's service ports (service-ports.json, host ports named by rig.env keys)."""
+    ports = json.loads(Path(E["RIG_ETC"], "service-ports.json").read_text())
+    for port in ports:
+        port["host_ports"] = [int(E[var]) for var in port["host_ports"]]
+        port["is_inference"] = False
+    return ports
 
 
 KERNEL_SLOTS = {"cpu": Decimal(1), "mem": Decimal(1 << 30)}
