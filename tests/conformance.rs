@@ -1,14 +1,16 @@
-//! Conformance: the same scenarios against the emulator, the real Backend.AI manager 23.09.10
-//! (API mode) and the real web server 23.09.10 (session mode) of the real-manager rig
-//! (`../shared/rigs/real-manager`), with a differential check of the emulator against them.
+//! Conformance: the same scenarios against the emulator and a real Backend.AI manager (API
+//! mode) and web server (session mode) of one of the rigs in `tests/rigs/` (`PORTHOLE_RIG`:
+//! `23.09` or `26.9`, default `26.9`), with a differential check of the emulator against
+//! them.
 //!
 //! Targets come from `PORTHOLE_CONFORMANCE_TARGETS` (comma-separated: `emulator`, `manager`,
 //! `webserver`, or `all`; default `emulator`). `scripts/test-conformance.sh` sets up and
-//! starts the rig and runs all three.
+//! starts each rig in turn and runs all three, and the emulator alone at each API version.
 //!
-//! - `emulator`: `porthole-emulator` configured like the rig (same sessions, ids, keys, user,
-//!   apps), in API mode and in session mode. Its apps are backed by the rig's real services
-//!   when the rig targets run (or `PORTHOLE_CONFORMANCE_RIG=1`), else by stand-ins.
+//! - `emulator`: `porthole-emulator` configured like the rig (same sessions, ids, keys, users,
+//!   apps), in API mode and in session mode, at the API version `PORTHOLE_CONFORMANCE_API`
+//!   (default: the rig's). Its apps are backed by the rig's real services when the rig
+//!   targets run (or `PORTHOLE_CONFORMANCE_RIG=1`), else by stand-ins.
 //! - `manager` / `webserver`: each scenario runs against the real server AND, at the same time,
 //!   against an emulator configured like the rig with the same fault, backed by the same real
 //!   services. Every scenario records what a client observes (HTTP status, problem type and
@@ -244,7 +246,13 @@ pub async fn run(spec: Spec, f: ScenarioFn) {
             let _guard = lock_rig(&spec).await;
             rig::require_up().await;
             let backends = Backends::rig();
-            let twin = Target::emulator(emu_col, backends.clone(), spec.fault).await;
+            let twin = Target::emulator(
+                emu_col,
+                backends.clone(),
+                &rig::rig().api_version,
+                spec.fault,
+            )
+            .await;
             let real = Target::real(real_col, backends);
             let fault = apply_rig_fault(spec.fault).await;
             let started = std::time::Instant::now();
@@ -323,7 +331,9 @@ pub async fn run(spec: Spec, f: ScenarioFn) {
             } else {
                 Backends::standalone().await
             };
-            let t = Target::emulator(emu_col, backends, spec.fault).await;
+            let api = std::env::var("PORTHOLE_CONFORMANCE_API")
+                .unwrap_or_else(|_| rig::rig().api_version.clone());
+            let t = Target::emulator(emu_col, backends, &api, spec.fault).await;
             let started = std::time::Instant::now();
             match AssertUnwindSafe(f(&t)).catch_unwind().await {
                 Ok(obs) => {
@@ -373,4 +383,6 @@ scenarios! {
     manager_down => Spec::both("manager_down").exclusive();
     oversized_frame => Spec::both("oversized_frame");
     official_client => Spec::both("official_client");
+    protocols => Spec::both("protocols");
+    expired_password => Spec::both("expired_password").session_only();
 }

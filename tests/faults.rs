@@ -171,6 +171,7 @@ async fn open_tunnel(endpoint: &str, app: &str, options: TunnelOptions) -> Tunne
         client,
         session,
         app,
+        launch: Default::default(),
     };
     Tunnel::start(
         target,

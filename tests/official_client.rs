@@ -22,25 +22,10 @@ fn official_cli() -> PathBuf {
     cli
 }
 
-/// A TCP echo server on a free port.
-async fn echo_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_ai_app_tunnels_through_the_emulator() {
     let cli = official_cli();
-    let target = echo_server().await;
+    let target = echo_server(b"").await;
     let mode = Mode::ApiV8;
     let sessions = vec![Session {
         name: "train-1".into(),

@@ -733,6 +733,7 @@ impl Engine {
             client: conn.client.clone(),
             session: session.clone(),
             app: port,
+            launch: Default::default(),
         };
         tracing::info!(session = %session.name, app, "opening");
         let opened = match remembered {

@@ -65,8 +65,21 @@ impl Reply {
             self.status,
             v["title"].as_str().unwrap_or("-")
         );
+        if let Some(code) = v.get("error_code") {
+            out.push_str(&format!(" code={code}"));
+        }
         if let Some(msg) = v.get("msg") {
-            out.push_str(&format!(" msg={msg}"));
+            // 26.x's pydantic reports: the field and what is wrong with it.
+            match msg.as_str() {
+                Some(m) if m.starts_with("<BackendAISchemaValidationFailed") => out.push_str(
+                    &format!(" msg=schema({})", porthole_core::api::readable_msg(m)),
+                ),
+                // The web server's client error names the manager's port.
+                Some(m) if m.contains("ClientConnectorError(ConnectionKey(") => {
+                    out.push_str(" msg=BackendClientError(…ClientConnectorError(ConnectionKey(…), ConnectionRefusedError(111, …)))")
+                }
+                _ => out.push_str(&format!(" msg={msg}")),
+            }
         }
         if let Some(data) = v.get("data") {
             out.push_str(&format!(" data={data}"));
@@ -156,10 +169,15 @@ pub struct Ws(pub WsStream);
 
 impl Ws {
     pub async fn send(&mut self, data: &[u8]) {
-        self.0
-            .send(Message::Binary(data.to_vec().into()))
-            .await
-            .expect("send BINARY");
+        self.try_send(data).await.expect("send BINARY");
+    }
+
+    /// Sends one BINARY message; the error when the server ended the connection first.
+    pub async fn try_send(
+        &mut self,
+        data: &[u8],
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.0.send(Message::Binary(data.to_vec().into())).await
     }
 
     pub async fn send_text(&mut self, text: &str) {

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use crate::raw::{Auth, Event, Handshake, Raw, Reply, Via, Ws};
-use crate::rig;
+use crate::rig::{self, rig};
 use crate::target::{injected_failure, Open, Target};
 use crate::Obs;
 
@@ -105,7 +105,10 @@ async fn echo_through(port: u16, n: usize) {
 /// One raw round trip on an echo tunnel: `n` random bytes as one BINARY frame.
 async fn ws_echo(ws: &mut Ws, n: usize) -> String {
     let payload = random_bytes(n);
-    ws.send(&payload).await;
+    if let Err(e) = ws.try_send(&payload).await {
+        // 26.x ends the connection as soon as it has read an oversized message's header.
+        return format!("the server ended the connection while it was sent ({e})");
+    }
     let (got, end) = ws.read(n, WAIT).await;
     match end {
         None if got == payload => format!("echoed {n} bytes"),
@@ -207,6 +210,11 @@ async fn http_get(url: &str) -> (u16, String) {
     (status, reply.text().await.unwrap_or_default())
 }
 
+/// An API version one major newer than the target's, which no server accepts.
+fn newer_version(t: &Target) -> String {
+    format!("v{}.20990101", t.api.major + 1)
+}
+
 fn tunnel_path(session: &str, proto: &str, query: &str) -> String {
     format!("/stream/session/{session}/{proto}?{query}")
 }
@@ -245,7 +253,7 @@ pub fn listing(t: &Target) -> BoxFuture<'_, Obs> {
             );
         }
         let running = &items[1];
-        assert_eq!(running["id"], rig::RUNNING_ID);
+        assert_eq!(running["id"], rig().running_id.as_str());
         assert_eq!(running["status"], "RUNNING");
         let apps: Vec<&str> = running["service_ports"]
             .as_array()
@@ -253,7 +261,8 @@ pub fn listing(t: &Target) -> BoxFuture<'_, Obs> {
             .iter()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert_eq!(apps, ["sshd", "ttyd", "jupyter", "echo"], "{}", t.label());
+        let want: Vec<&str> = rig().apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(apps, want, "{}", t.label());
         assert_eq!(items[0]["status"], "PENDING");
         assert_eq!(items[0]["service_ports"], json!([]), "{}", t.label());
 
@@ -303,7 +312,7 @@ pub fn listing(t: &Target) -> BoxFuture<'_, Obs> {
                                 .expect("service_ports is a string"),
                         )
                         .expect("service_ports holds JSON");
-                        assert_eq!(ports.as_array().map(Vec::len), Some(4));
+                        assert_eq!(ports.as_array().map(Vec::len), Some(rig().apps.len()));
                     } else {
                         assert!(item["service_ports"].is_null(), "PENDING: null ports");
                     }
@@ -312,7 +321,7 @@ pub fn listing(t: &Target) -> BoxFuture<'_, Obs> {
             }
             obs.add(format!("gql status={status}"), seen);
         }
-        for session in ["rig-running", rig::RUNNING_ID, "rig-pending", "nope"] {
+        for session in ["rig-running", &rig().running_id, "rig-pending", "nope"] {
             let r = raw
                 .request("GET", &format!("/stream/session/{session}/apps"), None)
                 .await;
@@ -334,7 +343,7 @@ pub fn tunnels(t: &Target) -> BoxFuture<'_, Obs> {
         let mut obs = Obs::default();
         let raw = t.raw().await;
         for proto in ["tcpproxy", "httpproxy"] {
-            for session in ["rig-running", rig::RUNNING_ID] {
+            for session in ["rig-running", rig().running_id.as_str()] {
                 let by = if session == "rig-running" {
                     "name"
                 } else {
@@ -388,12 +397,11 @@ pub fn tunnels(t: &Target) -> BoxFuture<'_, Obs> {
                 ws.close().await;
             }
         }
-        // The `service` alias of `app`.
         let mut ws = raw
-            .ws(&tunnel_path("rig-running", "tcpproxy", "service=echo"))
+            .ws(&tunnel_path("rig-running", "tcpproxy", "app=echo"))
             .await
-            .open("service=echo");
-        obs.add("tcpproxy ?service=echo", ws_echo(&mut ws, 1000).await);
+            .open("echo");
+        obs.add("tcpproxy ?app=echo", ws_echo(&mut ws, 1000).await);
         // TEXT frames are dropped; the socket stays usable.
         ws.send_text("dropped").await;
         ws.send(b"kept").await;
@@ -467,7 +475,7 @@ pub fn tunnels(t: &Target) -> BoxFuture<'_, Obs> {
         ws.close().await;
 
         // Porthole: open by name and by UUID, then a 1 MiB round trip through each.
-        for session in ["rig-running", rig::RUNNING_ID] {
+        for session in ["rig-running", rig().running_id.as_str()] {
             let open = t.open(session, "echo", &["--no-launch"]).await;
             assert_eq!(open.ready["protocol"], "tcp");
             assert_eq!(open.ready["session"], "rig-running");
@@ -520,7 +528,7 @@ pub fn ssh(t: &Target) -> BoxFuture<'_, Obs> {
         let mut obs = Obs::default();
         let user = t.backends.ssh_user.clone();
         let expected_key = std::fs::read(&t.backends.key).unwrap();
-        for session in ["rig-running", rig::RUNNING_ID] {
+        for session in ["rig-running", rig().running_id.as_str()] {
             let tmp = tempfile::tempdir().unwrap();
             let mut cmd = t.porthole(&["ssh", "--user", &user, session, "--", "echo", "ok"]);
             cmd.env("TMPDIR", tmp.path());
@@ -597,50 +605,78 @@ pub fn ssh(t: &Target) -> BoxFuture<'_, Obs> {
         open.stop().await;
         assert!(!std::path::Path::new(&key_file).exists());
 
-        // What download_single does on 23.09 (GET; POST is 405), which Porthole relies on:
-        // it sends GET to v7 servers and would fall back from POST to GET on a 405.
+        // download_single as each release serves it: GET up to 24.03, POST from 24.09 (26.x
+        // reads `file` from the query alone). Porthole sends the query form, by the method
+        // the version calls for.
         let raw = t.raw().await;
+        let method = if t.speaks("v8.20240915") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let id_container = json!({"file": "id_container"});
+        for (m, query, body) in [
+            ("GET", "?file=id_container", None),
+            ("POST", "?file=id_container", None),
+            ("POST", "", Some(&id_container)),
+        ] {
+            let r = raw
+                .request(
+                    m,
+                    &format!("/session/rig-running/download_single{query}"),
+                    body,
+                )
+                .await;
+            let with = if body.is_some() {
+                " with a JSON body"
+            } else {
+                ""
+            };
+            let seen = if r.status == 200 {
+                let what = if r.body == expected_key {
+                    "the key"
+                } else {
+                    "other bytes"
+                };
+                format!("200 {} ({} bytes, {what})", r.content_type, r.body.len())
+            } else {
+                r.problem()
+            };
+            if m == method && body.is_none() {
+                assert_eq!(
+                    r.body,
+                    expected_key,
+                    "{}: {m} download_single: {seen}",
+                    t.label()
+                );
+            }
+            obs.add(format!("{m} download_single{query}{with}"), seen);
+        }
         let r = raw
             .request(
-                "GET",
-                "/session/rig-running/download_single?file=id_container",
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}: {}", t.label(), r.problem());
-        assert_eq!(r.body, expected_key);
-        obs.add(
-            "GET download_single?file=id_container",
-            format!("200 {} ({} bytes, the key)", r.content_type, r.body.len()),
-        );
-        let r = raw
-            .request(
-                "POST",
-                "/session/rig-running/download_single",
-                Some(&json!({"file": "id_container"})),
-            )
-            .await;
-        obs.add("POST download_single (24.09 style)", r.problem());
-        assert_eq!(r.status, 405, "{}: {}", t.label(), r.problem());
-        let r = raw
-            .request(
-                "GET",
+                method,
                 &format!(
                     "/session/{}/download_single?file=id_container",
-                    rig::RUNNING_ID
+                    rig().running_id
                 ),
                 None,
             )
             .await;
-        obs.add("GET download_single by UUID", format!("{}", r.status));
+        obs.add(
+            format!("{method} download_single by UUID"),
+            format!("{}", r.status),
+        );
         let r = raw
             .request(
-                "GET",
+                method,
                 "/session/rig-running/download_single?file=nope.txt",
                 None,
             )
             .await;
-        obs.add("GET download_single?file=nope.txt", r.problem());
+        obs.add(
+            format!("{method} download_single?file=nope.txt"),
+            r.problem(),
+        );
         obs
     })
 }
@@ -805,13 +841,14 @@ pub fn not_found(t: &Target) -> BoxFuture<'_, Obs> {
         // What the server itself answers (Porthole checks the listing first, so it only
         // meets these when a session ends between listing and connecting).
         let raw = t.raw().await;
+        let unknown_id = format!("{}ffff", &rig().running_id[..32]);
         let cases = [
             ("nope", "echo"),
-            ("5a1e0000-0000-4000-8000-00000000ffff", "echo"),
-            ("5a1e0000", "echo"),
+            (unknown_id.as_str(), "echo"),
+            (&rig().running_id[..8], "echo"),
             ("rig-running", "nope"),
             // 23.09: iterating the PENDING kernel's null service_ports is a TypeError, a
-            // bare 500; the emulator models that bug (newer managers answer 404).
+            // bare 500; 26.x answers 404 (it looks for a running session).
             ("rig-pending", "jupyter"),
         ];
         for (session, app) in cases {
@@ -822,8 +859,14 @@ pub fn not_found(t: &Target) -> BoxFuture<'_, Obs> {
             if t.session_mode() {
                 assert!(seen.starts_with("502 bad-gateway"), "{}: {seen}", t.label());
                 assert!(seen.contains("the web server answered 502 ("), "{seen}");
-            } else if session == "rig-pending" {
+            } else if session == "rig-pending" && !t.speaks("v8.20240915") {
                 assert!(seen.starts_with("500 internal-server-error"), "{seen}");
+            } else if session == "rig-pending" {
+                assert!(
+                    seen.starts_with("404 object-not-found \"No such session.\""),
+                    "{seen}"
+                );
+                assert!(seen.contains("not running"), "{seen}");
             } else if app == "nope" {
                 assert!(
                     seen.starts_with("404 object-not-found \"No such app service.\""),
@@ -831,23 +874,34 @@ pub fn not_found(t: &Target) -> BoxFuture<'_, Obs> {
                 );
                 assert!(seen.contains(r#"has no app "nope""#), "{seen}");
             } else {
-                assert!(
-                    seen.starts_with("404 object-not-found \"No such session.\""),
-                    "{seen}"
-                );
+                // 26.x checks the permission on a session id before its existence.
+                let full_id = session.len() == 36;
+                let slug = if t.speaks("v9.20250722") && full_id {
+                    "403 not-enough-permission"
+                } else if t.speaks("v9.20250722") {
+                    "404 entity-not-found \"Entity not found.\""
+                } else {
+                    "404 object-not-found \"No such session.\""
+                };
+                assert!(seen.starts_with(slug), "{}: {seen}", t.label());
                 assert!(seen.contains("no session"), "{seen}");
             }
             obs.add(format!("tunnel {session} app={app}"), seen);
         }
-        // v4 paths do not exist on 23.09.
+        // v4 paths exist on no release the rigs run.
         let h = raw.ws("/stream/kernel/rig-running/tcpproxy?app=echo").await;
         obs.add(
             "tunnel /stream/kernel/rig-running",
             describe_refusal(&h, "rig-running", "echo"),
         );
+        let method = if t.speaks("v8.20240915") {
+            "POST"
+        } else {
+            "GET"
+        };
         let r = raw
             .request(
-                "GET",
+                method,
                 "/session/nope/download_single?file=id_container",
                 None,
             )
@@ -887,10 +941,15 @@ pub fn start_failure(t: &Target) -> BoxFuture<'_, Obs> {
                 .await;
             let seen = describe_refusal(&h, "rig-running", "jupyter");
             if !t.session_mode() {
+                let slug = if t.speaks("v9.20250722") {
+                    "500 app-service-start-failed \"Failed to start the application service.\""
+                } else {
+                    "500 internal-server-error \"Internal server error.\""
+                };
+                assert!(seen.starts_with(slug), "{}: {seen}", t.label());
                 assert!(
-                    seen.starts_with("500 internal-server-error \"Internal server error.\" msg=\"Failed to launch the app service\""),
-                    "{}: {seen}",
-                    t.label()
+                    seen.contains("msg=\"Failed to launch the app service\""),
+                    "{seen}"
                 );
             }
             obs.add(format!("{proto} jupyter"), seen);
@@ -981,60 +1040,60 @@ pub fn refused_port(t: &Target) -> BoxFuture<'_, Obs> {
     })
 }
 
-/// Parameters the manager refuses: an extra query key, no app, `port=` (a 23.09 bug), a
-/// tunnel GET without Upgrade.
+/// The query parameters of a tunnel: extra keys (refused up to 25.x, ignored by 26.x), no
+/// app, the `service` alias (gone in 26.x), `port=` (compared as a string by 23.09, so every
+/// value is refused; 26.x picks that container port), and a tunnel GET without Upgrade.
 pub fn bad_params(t: &Target) -> BoxFuture<'_, Obs> {
     Box::pin(async move {
         let mut obs = Obs::default();
         let raw = t.raw().await;
-        for query in [
-            "app=echo&owner_access_key=AKIATESTRIGACCESS001",
-            "app=echo&bogus=1",
-            "",
-            "app=echo&port=80",
+        let v9 = t.speaks("v9.20250722");
+        let extra_key = format!("app=echo&owner_access_key={}", rig().access_key);
+        for (query, refused_before_v9, refused_by_v9) in [
+            (extra_key.as_str(), true, false),
+            ("app=echo&bogus=1", true, false),
+            ("", true, true),
+            ("service=echo", false, true),
+            ("app=echo&port=80", true, true),
+            ("app=echo&port=7009", true, true),
+            ("app=echo&port=7007", true, false),
         ] {
             let h = raw.ws(&tunnel_path("rig-running", "tcpproxy", query)).await;
             let seen = describe_refusal(&h, "rig-running", "echo");
-            if t.session_mode() {
+            let refused = if v9 { refused_by_v9 } else { refused_before_v9 };
+            if !refused {
+                assert_eq!(seen, "101", "{}: ?{query}", t.label());
+            } else if t.session_mode() {
                 assert!(seen.starts_with("502 bad-gateway"), "{}: {seen}", t.label());
             } else {
-                assert!(
-                    seen.starts_with("400 invalid-api-params"),
-                    "{}: {seen}",
-                    t.label()
-                );
+                assert!(seen.starts_with("400 "), "{}: ?{query}: {seen}", t.label());
                 assert!(seen.contains("the server answered 400"), "{seen}");
             }
             obs.add(format!("tcpproxy ?{query}"), seen);
         }
-        // `port=` with the app's own (primary) container port.
+        // On 26.x `port=` reaches the app's second container port (its server says so).
         let h = raw
             .ws(&tunnel_path(
                 "rig-running",
                 "tcpproxy",
-                "app=echo&port=7007",
+                "app=echo&port=7008",
             ))
             .await;
-        let seen = describe_refusal(&h, "rig-running", "echo");
-        // Known 23.09 bug: the port is compared as a string, so the real manager refuses
-        // every `port=`, even the primary one. The emulator deliberately models newer
-        // managers, which accept it. Asserted per target; recorded as one observation.
-        if t.is_real() && !t.session_mode() {
-            assert!(
-                seen.starts_with("400 invalid-api-params")
-                    && seen.contains("does not open the port number 7007"),
-                "{}: {seen}",
-                t.label()
-            );
-        } else if t.is_real() {
-            assert!(seen.starts_with("502 bad-gateway"), "{}: {seen}", t.label());
-        } else {
-            assert_eq!(seen, "101", "{}", t.label());
+        let seen = match h {
+            Handshake::Open(mut ws) => {
+                let first = match ws.next(WAIT).await {
+                    Event::Data(d) => String::from_utf8_lossy(&d).to_string(),
+                    other => other.describe(),
+                };
+                ws.close().await;
+                format!("101, the app says {first:?}")
+            }
+            refused => describe_refusal(&refused, "rig-running", "echo"),
+        };
+        if v9 {
+            assert_eq!(seen, "101, the app says \"port 2\\n\"", "{}", t.label());
         }
-        obs.add(
-            "tcpproxy ?app=echo&port=7007",
-            "known 23.09 bug: the real manager refuses every port= (400; 502 via the web server), the emulator accepts the primary port as newer managers do",
-        );
+        obs.add("tcpproxy ?app=echo&port=7008", seen);
         // A signed GET of a tunnel path without the Upgrade header.
         let r = raw
             .request(
@@ -1044,6 +1103,190 @@ pub fn bad_params(t: &Target) -> BoxFuture<'_, Obs> {
             )
             .await;
         obs.add("GET tcpproxy without Upgrade", r.problem());
+        obs
+    })
+}
+
+/// One service port of each kind besides tcp and http: `vnc` (relayed from API v9), a
+/// `preopen` port started with arguments and environment its image allows, an `internal`
+/// port (never an app), and the second container port of `echo` (`--app-port`).
+pub fn protocols(t: &Target) -> BoxFuture<'_, Obs> {
+    Box::pin(async move {
+        let mut obs = Obs::default();
+        let v9 = t.speaks("v9.20250722");
+        let raw = t.raw().await;
+        for (app, query) in [
+            ("vnc", "app=vnc"),
+            ("preview", "app=preview&arguments=%7B%22--logdir%22%3A%22%2Ftmp%22%7D&envs=%7B%22LOG_LEVEL%22%3A%22debug%22%7D"),
+            ("supervisor", "app=supervisor"),
+        ] {
+            let h = raw.ws(&tunnel_path("rig-running", "tcpproxy", query)).await;
+            let seen = match h {
+                Handshake::Open(mut ws) => {
+                    let first = if app == "vnc" {
+                        match ws.next(WAIT).await {
+                            Event::Data(d) => format!(", the app says {:?}", String::from_utf8_lossy(&d)),
+                            other => format!(", then {}", other.describe()),
+                        }
+                    } else {
+                        String::new()
+                    };
+                    ws.close().await;
+                    format!("101{first}")
+                }
+                refused => describe_refusal(&refused, "rig-running", app),
+            };
+            obs.add(format!("tcpproxy ?{query}"), seen);
+        }
+
+        let out = t
+            .run(&["open", "rig-running", "supervisor", "--no-launch"], 60)
+            .await;
+        obs.add(
+            "porthole open rig-running supervisor",
+            one_line_error(t, &out, "is not an app Porthole can open"),
+        );
+
+        if v9 {
+            let open = t.open("rig-running", "vnc", &["--no-launch"]).await;
+            let mut socket = TcpStream::connect(("127.0.0.1", open.port()))
+                .await
+                .unwrap();
+            let mut greeting = [0u8; 12];
+            tokio::time::timeout(WAIT, socket.read_exact(&mut greeting))
+                .await
+                .expect("the VNC server's greeting within 20 s")
+                .unwrap();
+            assert_eq!(&greeting, b"RFB 003.008\n", "{}", t.label());
+            obs.add(
+                "porthole open rig-running vnc",
+                format!(
+                    "ready ({}); the server says RFB 003.008",
+                    open.ready["protocol"]
+                ),
+            );
+            open.stop().await;
+        } else {
+            let out = t
+                .run(&["open", "rig-running", "vnc", "--no-launch"], 60)
+                .await;
+            obs.add(
+                "porthole open rig-running vnc",
+                one_line_error(t, &out, "vnc"),
+            );
+        }
+
+        let open = t
+            .open(
+                "rig-running",
+                "preview",
+                &[
+                    "--no-launch",
+                    "--arg",
+                    "--logdir=/tmp",
+                    "--env",
+                    "LOG_LEVEL=debug",
+                ],
+            )
+            .await;
+        let url = open.ready["url"].as_str().unwrap_or_default().to_owned();
+        let (status, _) = http_get(&format!("http://127.0.0.1:{}/health", open.port())).await;
+        assert_eq!(status, 200, "{}: GET /health through preview", t.label());
+        obs.add(
+            "porthole open rig-running preview --arg --logdir=/tmp --env LOG_LEVEL=debug",
+            format!(
+                "ready; url {}; GET /health {status}",
+                url.replace(&open.port().to_string(), "PORT")
+            ),
+        );
+        open.stop().await;
+        let out = t
+            .run(&["open", "rig-running", "preview", "--arg", "--nope=1"], 60)
+            .await;
+        obs.add(
+            "porthole open rig-running preview --arg --nope=1",
+            one_line_error(t, &out, "allows no argument --nope (it allows: --logdir)"),
+        );
+
+        if v9 {
+            let open = t
+                .open(
+                    "rig-running",
+                    "echo",
+                    &["--no-launch", "--app-port", "7008"],
+                )
+                .await;
+            let mut socket = TcpStream::connect(("127.0.0.1", open.port()))
+                .await
+                .unwrap();
+            let mut first = [0u8; 7];
+            tokio::time::timeout(WAIT, socket.read_exact(&mut first))
+                .await
+                .expect("echo's second port speaks first")
+                .unwrap();
+            assert_eq!(&first, b"port 2\n", "{}", t.label());
+            obs.add(
+                "porthole open rig-running echo --app-port 7008",
+                "the second port answers",
+            );
+            open.stop().await;
+        } else {
+            let out = t
+                .run(
+                    &[
+                        "open",
+                        "rig-running",
+                        "echo",
+                        "--no-launch",
+                        "--app-port",
+                        "7008",
+                    ],
+                    60,
+                )
+                .await;
+            obs.add(
+                "porthole open rig-running echo --app-port 7008",
+                one_line_error(t, &out, "7008"),
+            );
+        }
+        obs
+    })
+}
+
+/// An account whose password has expired: the web server refuses its login with
+/// `password-expired` (200 up to 26.2, 401 from 26.4), and Porthole says so.
+pub fn expired_password(t: &Target) -> BoxFuture<'_, Obs> {
+    Box::pin(async move {
+        let mut obs = Obs::default();
+        let user = rig().expired_username.clone();
+        // Each refusal counts towards the web server's lock-out.
+        let _reset = t.is_real().then(|| rig::LoginCounterReset(user.clone()));
+        let r = Raw::login(&t.endpoint, &user, &rig().expired_password).await;
+        let v = r.json();
+        assert_eq!(v["authenticated"], false, "{}", t.label());
+        assert!(
+            v["data"]["type"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("/password-expired")),
+            "{}: {v}",
+            t.label()
+        );
+        obs.add(
+            "POST /server/login, expired password",
+            format!("{} {v}", r.status),
+        );
+        let mut cmd = t.porthole(&["sessions"]);
+        cmd.env("BACKEND_USERNAME", &user)
+            .env("BACKEND_PASSWORD", &rig().expired_password);
+        let out = run_with_timeout(cmd, 60).await;
+        obs.add(
+            "porthole sessions as that user",
+            one_line_error(
+                t,
+                &out,
+                "the password of this account has expired (Password expired on",
+            ),
+        );
         obs
     })
 }
@@ -1060,9 +1303,14 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                 "wrong-secret-wrong-secret-wrong-secret00",
             );
             let out = run_with_timeout(cmd, 60).await;
+            let mismatch = if t.speaks("v9.20250722") {
+                "refused the credentials (401: HMAC signature mismatch)"
+            } else {
+                "refused the credentials (401: Signature mismatch)"
+            };
             obs.add(
                 "porthole sessions, wrong secret",
-                one_line_error(t, &out, "refused the credentials (401: Signature mismatch)"),
+                one_line_error(t, &out, mismatch),
             );
             let mut cmd = t.porthole(&["sessions"]);
             cmd.env("BACKEND_ACCESS_KEY", "AKIANOSUCHKEY0000000");
@@ -1072,7 +1320,7 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                 one_line_error(
                     t,
                     &out,
-                    "refused the credentials (401: Access key not found)",
+                    "refused the credentials (401: Access key not found",
                 ),
             );
             let q = json!({"query": "{ compute_session_list(limit:1, offset:0){ total_count } }"});
@@ -1080,7 +1328,7 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                 (
                     "wrong secret",
                     Auth::Keypair {
-                        access_key: rig::ACCESS_KEY.into(),
+                        access_key: rig().access_key.clone(),
                         secret_key: "wrong".into(),
                         skew: chrono::Duration::zero(),
                     },
@@ -1110,11 +1358,11 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                     .await;
                 obs.add(format!("tunnel, {what}"), h.describe());
             }
-            // A version the server does not speak.
+            // A version newer than the server's.
             let mut newer = t.raw().await;
-            newer.api_version = "v8.20240915".into();
+            newer.api_version = newer_version(t);
             let r = newer.request("POST", "/admin/gql", Some(&q)).await;
-            obs.add("gql, X-BackendAI-Version v8.20240915", r.problem());
+            obs.add("gql, a newer X-BackendAI-Version", r.problem());
         } else {
             let mut cmd = t.porthole(&["sessions"]);
             cmd.env("BACKEND_PASSWORD", "wrong-password");
@@ -1124,12 +1372,14 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                 one_line_error(t, &out, "sign-in failed: User credential mismatch. Check"),
             );
             for (what, user, pass) in [
-                ("wrong password", rig::USERNAME, "wrong-password"),
+                ("wrong password", rig().username.as_str(), "wrong-password"),
                 ("unknown user", "nobody-conformance@example.test", "x"),
             ] {
                 let r = Raw::login(&t.endpoint, user, pass).await;
                 let v = r.json();
-                assert_eq!(r.status, 200, "{}: {what}", t.label());
+                // 200 with the flag up to 26.2; the manager's status from 26.4.
+                let status = if t.speaks("v9.20250722") { 401 } else { 200 };
+                assert_eq!(r.status, status, "{}: {what}", t.label());
                 assert_eq!(v["authenticated"], false);
                 obs.add(
                     format!("POST /server/login, {what}"),
@@ -1141,7 +1391,7 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                     ),
                 );
             }
-            let r = Raw::login(&t.endpoint, rig::USERNAME, "").await;
+            let r = Raw::login(&t.endpoint, &rig().username, "").await;
             obs.add("POST /server/login, empty password", r.problem());
             // Requests with no, an unknown, or a logged-out session.
             let q = json!({"query": "{ compute_session_list(limit:1, offset:0){ total_count } }"});
@@ -1192,19 +1442,16 @@ pub fn credentials(t: &Target) -> BoxFuture<'_, Obs> {
                 "/func/admin/gql, wrong header + right cookie",
                 r.status().as_u16().to_string(),
             );
-            // A version the manager does not speak: its 400 passes through.
+            // A version newer than the manager's: its 400 passes through.
             let mut newer = good.clone();
-            newer.api_version = "v8.20240915".into();
+            newer.api_version = newer_version(t);
             let r = newer.request("POST", "/admin/gql", Some(&q)).await;
-            obs.add(
-                "/func/admin/gql, X-BackendAI-Version v8.20240915",
-                r.problem(),
-            );
+            obs.add("/func/admin/gql, a newer X-BackendAI-Version", r.problem());
             // Logging in again with a logged-in session: 400.
             let r = reqwest::Client::new()
                 .post(format!("{}/server/login", t.endpoint))
                 .header("X-BackendAI-SessionID", &id)
-                .json(&json!({"username": rig::USERNAME, "password": rig::PASSWORD}))
+                .json(&json!({"username": rig().username, "password": rig().password}))
                 .send()
                 .await
                 .unwrap();
@@ -1253,8 +1500,8 @@ pub fn skewed_clock(t: &Target) -> BoxFuture<'_, Obs> {
             let q = json!({"query": "{ compute_session_list(limit:1, offset:0){ total_count } }"});
             for minutes in [-16i64, -14, 14, 16] {
                 let raw = t.raw_with(Auth::Keypair {
-                    access_key: rig::ACCESS_KEY.into(),
-                    secret_key: rig::SECRET_KEY.into(),
+                    access_key: rig().access_key.clone(),
+                    secret_key: rig().secret_key.clone(),
                     skew: chrono::Duration::minutes(minutes),
                 });
                 let r = raw.request("POST", "/admin/gql", Some(&q)).await;
@@ -1305,11 +1552,11 @@ pub fn too_many_logins(t: &Target) -> BoxFuture<'_, Obs> {
         // (start.sh does that; the guard below does it even if this test fails).
         let reset = t
             .is_real()
-            .then(|| rig::LoginCounterReset(rig::USERNAME.into()));
+            .then(|| rig::LoginCounterReset(rig().username.clone()));
         for _ in 0..10 {
-            Raw::login(&t.endpoint, rig::USERNAME, "wrong").await;
+            Raw::login(&t.endpoint, &rig().username, "wrong").await;
         }
-        let r = Raw::login(&t.endpoint, rig::USERNAME, rig::PASSWORD).await;
+        let r = Raw::login(&t.endpoint, &rig().username, &rig().password).await;
         obs.add("rig user, right password after 10 failures", r.problem());
         let out = t.run(&["sessions"], 60).await;
         obs.add(
@@ -1353,7 +1600,7 @@ pub fn manager_down(t: &Target) -> BoxFuture<'_, Obs> {
                     .ws(&tunnel_path("rig-running", "tcpproxy", "app=echo"))
                     .await;
                 obs.add("tunnel", describe_refusal(&h, "rig-running", "echo"));
-                let r = Raw::login(&t.endpoint, rig::USERNAME, rig::PASSWORD).await;
+                let r = Raw::login(&t.endpoint, &rig().username, &rig().password).await;
                 obs.add("POST /server/login", r.problem());
                 let Auth::Session { id, .. } = &raw.auth else {
                     unreachable!()
@@ -1408,6 +1655,12 @@ pub fn oversized_frame(t: &Target) -> BoxFuture<'_, Obs> {
             let seen = ws_echo(&mut ws, size).await;
             if size < limit {
                 assert_eq!(seen, format!("echoed {size} bytes"), "{}", t.label());
+            } else if t.speaks("v9.20250722") {
+                assert!(
+                    seen.starts_with("the server ended the connection"),
+                    "{}: {seen}",
+                    t.label()
+                );
             } else {
                 assert_eq!(
                     seen,
@@ -1569,9 +1822,14 @@ pub fn official_client(t: &Target) -> BoxFuture<'_, Obs> {
             let (status, _) = ws_http(&mut ws, "/api/status", false).await;
             ws.close().await;
             obs.add("(l) httpproxy jupyter", code(&status));
+            let method = if t.speaks("v8.20240915") {
+                "POST"
+            } else {
+                "GET"
+            };
             let r = raw
                 .request(
-                    "GET",
+                    method,
                     "/session/rig-running/download_single?file=id_container",
                     None,
                 )

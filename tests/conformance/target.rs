@@ -1,25 +1,29 @@
 //! The targets a scenario runs against, and the emulator configured like the rig.
 //!
 //! - `emulator-api` / `emulator-session`: `porthole-emulator` serving the rig's sessions and
-//!   apps (same names, ids, keys, users, service ports), backed by the rig's real services
-//!   when the rig is up, else by stand-ins started by the test (a real OpenSSH sshd, a TCP
-//!   echo server, `python3 -m http.server` pages for ttyd and jupyter).
-//! - `manager`: the real manager 23.09.10 in API mode (`http://127.0.0.1:18081`).
-//! - `webserver`: the real web server 23.09.10 in session mode (`http://127.0.0.1:18080`).
+//!   apps (same names, ids, keys, users, service ports) at the rig's API version (or the
+//!   version under test, when no rig runs), backed by the rig's real services when the rig
+//!   is up, else by stand-ins started by the test (a real OpenSSH sshd, TCP echo servers,
+//!   `python3 -m http.server` pages for ttyd and jupyter).
+//! - `manager`: the rig's real manager in API mode.
+//! - `webserver`: the rig's real web server in session mode.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use porthole_e2e::{bin, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd};
+use porthole_core::api::version::ApiVersion;
+use porthole_e2e::{
+    bin, echo_server, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd,
+};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
 use crate::raw::{Auth, Raw, Via};
-use crate::rig;
+use crate::rig::{self, rig};
 
 /// One column of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,17 +64,15 @@ pub enum Fault {
     RefusedPort(&'static str),
 }
 
-/// The agent error the rig's fake agent reports for `fail-services` (fake_agent.py).
+/// The agent error the rig's agent reports for `fail-services` (tests/rigs/agent.py).
 pub fn injected_failure(app: &str) -> String {
-    format!("{app} failed to start (injected by rig)")
+    format!("{app} failed to start (injected by the rig)")
 }
 
-/// The real services behind the apps of `rig-running`.
+/// The real services behind the apps of `rig-running`, by app name: one `host:port` per
+/// container port.
 pub struct Backends {
-    pub sshd: String,
-    pub ttyd: String,
-    pub jupyter: String,
-    pub echo: String,
+    pub targets: std::collections::HashMap<String, Vec<String>>,
     /// The `id_container` that logs in to `sshd`.
     pub key: PathBuf,
     /// The login user of `sshd`.
@@ -83,19 +85,17 @@ pub struct Backends {
 impl Backends {
     /// The rig's services.
     pub fn rig() -> Arc<Backends> {
-        let port = |name: &str| {
-            rig::APPS
-                .iter()
-                .find(|a| a.0 == name)
-                .map(|a| format!("127.0.0.1:{}", a.3))
-                .unwrap()
-        };
+        let targets = rig()
+            .apps
+            .iter()
+            .map(|a| {
+                let ports = a.host_ports.iter().map(|p| format!("127.0.0.1:{p}"));
+                (a.name.clone(), ports.collect())
+            })
+            .collect();
         Arc::new(Backends {
-            sshd: port("sshd"),
-            ttyd: port("ttyd"),
-            jupyter: port("jupyter"),
-            echo: port("echo"),
-            key: rig::ssh_key(),
+            targets,
+            key: rig().ssh_key(),
             ssh_user: "work".into(),
             rig: true,
             _keep: Vec::new(),
@@ -120,84 +120,112 @@ impl Backends {
             r#"{"connections": 0, "kernels": 0, "started": "stand-in"}"#,
         )
         .unwrap();
-        let echo = echo_server().await;
+        let echo = echo_server(b"").await;
+        // The rig's second echo port and its VNC server speak first; so do these.
+        let echo2 = echo_server(b"port 2\n").await;
+        let vnc = echo_server(b"RFB 003.008\n").await;
+        let targets = rig()
+            .apps
+            .iter()
+            .map(|a| {
+                let t = match a.name.as_str() {
+                    "sshd" => vec![sshd.target()],
+                    "ttyd" | "preview" => vec![ttyd.target()],
+                    "jupyter" => vec![jupyter.target()],
+                    "echo" => vec![echo.clone(), echo2.clone()],
+                    "vnc" => vec![vnc.clone()],
+                    _ => vec![echo.clone()],
+                };
+                (a.name.clone(), t)
+            })
+            .collect();
         Arc::new(Backends {
-            sshd: sshd.target(),
-            ttyd: ttyd.target(),
-            jupyter: jupyter.target(),
-            echo,
+            targets,
             key: sshd.client_key.clone(),
             ssh_user: sshd.user.clone(),
             rig: false,
             _keep: vec![Box::new(sshd), Box::new(ttyd), Box::new(jupyter)],
         })
     }
+
+    /// The first target of `app`.
+    pub fn target(&self, app: &str) -> &str {
+        &self.targets[app][0]
+    }
 }
 
-/// A TCP echo server on a free port, for as long as the test runtime lives.
-async fn echo_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
+/// When the rig's expired account's password expired: the date seed.py gives its last
+/// change (2020-01-01) plus the manager's max_password_age (365 days, etcd-config.json.in).
+const EXPIRED_ON: &str = "2020-12-31 00:00:00+00:00";
 
-/// The emulator config that mirrors the rig: keypair, user, `rig-running` with the four
-/// apps on the same container ports, `rig-pending` PENDING with no ports, and the fault.
-pub fn rig_like_config(b: &Backends, fault: Fault) -> String {
+/// The emulator config that mirrors the rig at API version `api`: keypairs and users,
+/// `rig-running` with the rig's service ports, `rig-pending` PENDING with no ports, and
+/// the fault.
+pub fn rig_like_config(b: &Backends, api: &str, fault: Fault) -> String {
+    let r = rig();
+    let manager = if api == r.api_version {
+        format!("manager_version = \"{}\"\n", r.manager_version)
+    } else {
+        String::new()
+    };
     let mut toml = format!(
-        "api_version = \"{v}\"\nmanager_version = \"{m}\"\n\n\
-         [[keypairs]]\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\n\n\
+        "api_version = \"{api}\"\n{manager}\n\
+         [[keypairs]]\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\nuser_id = \"{uid}\"\n\n\
          [[users]]\nusername = \"{u}\"\npassword = \"{p}\"\naccess_key = \"{ak}\"\n\n\
+         [[users]]\nusername = \"{eu}\"\npassword = \"{ep}\"\naccess_key = \"{ak}\"\n\
+         password_expired_on = \"{EXPIRED_ON}\"\n\n\
          [[sessions]]\nname = \"rig-running\"\nid = \"{rid}\"\nstatus = \"RUNNING\"\n\
          image = \"{img}\"\ngroup_id = \"{gid}\"\nfiles = {{ id_container = \"{key}\" }}\n",
-        v = rig::API_VERSION,
-        m = rig::MANAGER_VERSION,
-        ak = rig::ACCESS_KEY,
-        sk = rig::SECRET_KEY,
-        u = rig::USERNAME,
-        p = rig::PASSWORD,
-        rid = rig::RUNNING_ID,
-        img = rig::IMAGE,
-        gid = rig::GROUP_ID,
+        ak = r.access_key,
+        sk = r.secret_key,
+        uid = r.user_id,
+        u = r.username,
+        p = r.password,
+        eu = r.expired_username,
+        ep = r.expired_password,
+        rid = r.running_id,
+        img = r.image,
+        gid = r.project_id,
         key = b.key.display(),
     );
-    for (name, protocol, container_port, _) in rig::APPS {
-        let mut target = match name {
-            "sshd" => b.sshd.clone(),
-            "ttyd" => b.ttyd.clone(),
-            "jupyter" => b.jupyter.clone(),
-            _ => b.echo.clone(),
-        };
+    for app in &r.apps {
+        let mut targets = b.targets[&app.name].clone();
         let mut extra = String::new();
         match fault {
-            Fault::StartFailure(app) if app == name => {
-                extra = format!("start_failure = \"{}\"\n", injected_failure(app));
+            Fault::StartFailure(name) if name == app.name => {
+                extra = format!("start_failure = \"{}\"\n", injected_failure(name));
             }
-            Fault::RefusedPort(app) if app == name => {
+            Fault::RefusedPort(name) if name == app.name => {
                 // Nothing listens there (the rig stops its real service instead).
-                target = format!("127.0.0.1:{}", porthole_e2e::free_port());
+                for target in &mut targets {
+                    *target = format!("127.0.0.1:{}", porthole_e2e::free_port());
+                }
             }
             _ => {}
         }
+        for (key, value) in &app.extra {
+            extra.push_str(&format!("{key} = {value}\n"));
+        }
+        let ports: Vec<String> = app.container_ports.iter().map(u16::to_string).collect();
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
         toml.push_str(&format!(
-            "\n[[sessions.services]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\n\
-             container_ports = [{container_port}]\ntarget = \"{target}\"\n{extra}"
+            "\n[[sessions.services]]\nname = \"{}\"\nprotocol = \"{}\"\n\
+             container_ports = [{}]\ntargets = [{}]\n{extra}",
+            app.name,
+            app.protocol,
+            ports.join(", "),
+            targets.join(", "),
         ));
     }
+    let status_info = if r.pending_status_info.is_empty() {
+        String::new()
+    } else {
+        format!("status_info = \"{}\"\n", r.pending_status_info)
+    };
     toml.push_str(&format!(
         "\n[[sessions]]\nname = \"rig-pending\"\nid = \"{}\"\nstatus = \"PENDING\"\n\
-         status_info = \"no-available-instances\"\nimage = \"{}\"\ngroup_id = \"{}\"\n",
-        rig::PENDING_ID,
-        rig::IMAGE,
-        rig::GROUP_ID
+         {status_info}image = \"{}\"\ngroup_id = \"{}\"\n",
+        r.pending_id, r.image, r.project_id
     ));
     toml
 }
@@ -205,6 +233,8 @@ pub fn rig_like_config(b: &Backends, fault: Fault) -> String {
 /// One target of one scenario run.
 pub struct Target {
     pub column: Column,
+    /// The API version the server reports (the rig's, or the emulator's under test).
+    pub api: ApiVersion,
     /// `http://127.0.0.1:PORT`: the manager (API mode) or the web server (session mode).
     pub endpoint: String,
     pub backends: Arc<Backends>,
@@ -217,29 +247,36 @@ impl Target {
     /// The real manager or web server.
     pub fn real(column: Column, backends: Arc<Backends>) -> Target {
         let endpoint = if column.session_mode() {
-            rig::WEB_URL
+            &rig().web_url
         } else {
-            rig::MANAGER_URL
+            &rig().manager_url
         };
         Target {
             column,
-            endpoint: endpoint.into(),
+            api: parse_version(&rig().api_version),
+            endpoint: endpoint.clone(),
             backends,
             emulator: None,
             rig_fault: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// The emulator configured like the rig, with `fault`.
-    pub async fn emulator(column: Column, backends: Arc<Backends>, fault: Fault) -> Target {
+    /// The emulator configured like the rig at API version `api`, with `fault`.
+    pub async fn emulator(
+        column: Column,
+        backends: Arc<Backends>,
+        api: &str,
+        fault: Fault,
+    ) -> Target {
         let mode = if column.session_mode() {
             Mode::Session
         } else {
             Mode::ApiV8
         };
-        let emulator = Emulator::start(mode, &rig_like_config(&backends, fault)).await;
+        let emulator = Emulator::start(mode, &rig_like_config(&backends, api, fault)).await;
         Target {
             column,
+            api: parse_version(api),
             endpoint: emulator.url.clone(),
             backends,
             emulator: Some(tokio::sync::Mutex::new(emulator)),
@@ -259,20 +296,25 @@ impl Target {
         self.column.label()
     }
 
+    /// Whether the server speaks API `version` or newer.
+    pub fn speaks(&self, version: &str) -> bool {
+        self.api >= parse_version(version)
+    }
+
     /// The BACKEND_* environment of the official client for this target.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut vars = vec![("BACKEND_ENDPOINT", self.endpoint.clone())];
         if self.session_mode() {
             vars.extend([
                 ("BACKEND_ENDPOINT_TYPE", "session".to_owned()),
-                ("BACKEND_USERNAME", rig::USERNAME.to_owned()),
-                ("BACKEND_PASSWORD", rig::PASSWORD.to_owned()),
+                ("BACKEND_USERNAME", rig().username.clone()),
+                ("BACKEND_PASSWORD", rig().password.clone()),
             ]);
         } else {
             vars.extend([
                 ("BACKEND_ENDPOINT_TYPE", "api".to_owned()),
-                ("BACKEND_ACCESS_KEY", rig::ACCESS_KEY.to_owned()),
-                ("BACKEND_SECRET_KEY", rig::SECRET_KEY.to_owned()),
+                ("BACKEND_ACCESS_KEY", rig().access_key.clone()),
+                ("BACKEND_SECRET_KEY", rig().secret_key.clone()),
             ]);
         }
         vars
@@ -305,7 +347,7 @@ impl Target {
     /// A raw client for the manager paths (`/func` in session mode), signed in.
     pub async fn raw(&self) -> Raw {
         if self.session_mode() {
-            let reply = Raw::login(&self.endpoint, rig::USERNAME, rig::PASSWORD).await;
+            let reply = Raw::login(&self.endpoint, &rig().username, &rig().password).await;
             assert_eq!(
                 reply.json()["authenticated"],
                 Value::Bool(true),
@@ -320,8 +362,8 @@ impl Target {
             })
         } else {
             self.raw_with(Auth::Keypair {
-                access_key: rig::ACCESS_KEY.into(),
-                secret_key: rig::SECRET_KEY.into(),
+                access_key: rig().access_key.clone(),
+                secret_key: rig().secret_key.clone(),
                 skew: chrono::Duration::zero(),
             })
         }
@@ -333,7 +375,7 @@ impl Target {
             base: self.endpoint.clone(),
             prefix: if self.session_mode() { "/func" } else { "" },
             auth,
-            api_version: rig::API_VERSION.into(),
+            api_version: self.api.to_string(),
         }
     }
 
@@ -381,6 +423,12 @@ impl Target {
     pub fn normalize(&self, text: &str) -> String {
         text.replace(&self.endpoint, "ENDPOINT")
     }
+}
+
+/// A version string of tests/rigs or of `PORTHOLE_CONFORMANCE_API`.
+pub fn parse_version(text: &str) -> ApiVersion {
+    text.parse()
+        .unwrap_or_else(|e| panic!("API version {text:?}: {e}"))
 }
 
 /// `POST /_emulator/{what}` on the emulator's control API.

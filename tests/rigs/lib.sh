@@ -215,6 +215,7 @@ render() {
 write_configs() {
   local f
   mkdir -p "$H/etc" "$H/run/ipc" "$H/log" "$H/bin" "$H/data" "$R$WEB_STATIC"
+  : >"$H/etc/sshd_release.conf"   # sshd_config includes it; a release may have none
   for f in "$RIGS_DIR"/conf/*.in "$RIGS_DIR/$RIG_VERSION"/*.in; do
     render "$f" "$H/etc/$(basename "${f%.in}")"
   done

@@ -3,8 +3,16 @@
 
 use std::env;
 
+use porthole_core::api::version::ApiVersion;
 use porthole_core::api::{
-    ApiError, BackendClient, ClientOptions, ComputeSession, Credentials, Endpoint, ServicePort,
+    ApiError, AppProtocol, BackendClient, ClientOptions, ComputeSession, Credentials, Endpoint,
+    ServicePort,
+};
+
+/// The first API version whose servers relay `vnc` and `rdp` ports (25.12).
+const VNC_RDP_RELAYED: ApiVersion = ApiVersion {
+    major: 9,
+    revision: 20250722,
 };
 use porthole_core::profiles::{KeyringSecrets, ProfileError, ProfileStore, SecretStore};
 
@@ -49,7 +57,43 @@ pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {
             })?,
         },
     };
-    Ok(BackendClient::connect(&endpoint, &credentials, &options).await?)
+    let mut credentials = credentials;
+    if let Credentials::WebLogin { otp, .. } = &mut credentials {
+        *otp = var("BACKEND_OTP");
+    }
+    match BackendClient::connect(&endpoint, &credentials, &options).await {
+        Err(ApiError::OtpRequired) => {
+            let Some(code) = prompt_otp() else {
+                return Err(CliError::Usage(format!(
+                    "{} Give it in BACKEND_OTP, or run porthole in a terminal to be asked.",
+                    ApiError::OtpRequired
+                )));
+            };
+            if let Credentials::WebLogin { otp, .. } = &mut credentials {
+                *otp = Some(code);
+            }
+            Ok(BackendClient::connect(&endpoint, &credentials, &options).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Asks for the one-time password on the terminal, when there is one.
+fn prompt_otp() -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    write!(tty, "One-time password: ").ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(tty).read_line(&mut line).ok()?;
+    let code = line.trim().to_owned();
+    (!code.is_empty()).then_some(code)
 }
 
 /// The profile that [`connect`] uses for `profile`: the named one, none when BACKEND_*
@@ -88,6 +132,7 @@ fn from_env() -> Result<Option<Target>, CliError> {
         "session" => Credentials::WebLogin {
             username: required("BACKEND_USERNAME", "session")?,
             password: required("BACKEND_PASSWORD", "session")?,
+            otp: None,
         },
         other => {
             return Err(CliError::Usage(format!(
@@ -148,5 +193,30 @@ pub async fn find_app(
             }
         )));
     };
+    if matches!(port.protocol, AppProtocol::Vnc | AppProtocol::Rdp)
+        && client.api_version() < VNC_RDP_RELAYED
+    {
+        return Err(CliError::Usage(format!(
+            "{app:?} of session {:?} is a {} port, which this server (API {}) does not relay; \
+             Backend.AI 25.12 and later do",
+            found.name,
+            port.protocol.as_str(),
+            client.api_version()
+        )));
+    }
+    if !port.is_tunnellable() {
+        let why = if port.is_inference {
+            "it is an inference endpoint, served outside the session's stream proxy".to_owned()
+        } else {
+            format!(
+                "its protocol, {}, is for the image's own use",
+                port.protocol.as_str()
+            )
+        };
+        return Err(CliError::Usage(format!(
+            "{app:?} of session {:?} is not an app Porthole can open: {why}",
+            found.name
+        )));
+    }
     Ok((found, port))
 }

@@ -313,6 +313,8 @@ mod tests {
             container_ports: vec![8080],
             url_template: None,
             is_inference: false,
+            allowed_arguments: Vec::new(),
+            allowed_envs: Vec::new(),
         }
     }
 

@@ -98,6 +98,7 @@ impl Profile {
             AuthMode::Session => Credentials::WebLogin {
                 username: self.username.clone().unwrap_or_default(),
                 password: secret,
+                otp: None,
             },
         }
     }

@@ -79,6 +79,7 @@ async fn target(emu: &RunningEmulator, credentials: Credentials, app: &str) -> T
         client,
         session,
         app,
+        launch: Default::default(),
     }
 }
 
@@ -223,6 +224,7 @@ async fn session_mode_silence_is_reported_instead_of_hanging() {
     let credentials = Credentials::WebLogin {
         username: "u@example.test".into(),
         password: "pw".into(),
+        otp: None,
     };
     let mut options = TunnelOptions {
         warm_up: false,

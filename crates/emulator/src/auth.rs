@@ -142,13 +142,25 @@ pub(crate) fn authenticate(
     if shared.skip_auth {
         return skip_auth_caller(shared, headers);
     }
+    // 26.x looks for the Authorization header first; 23.09 checks the date first.
+    let params = if shared.release.authorization_first {
+        Some(
+            extract_auth_params(headers)?
+                .ok_or_else(|| Problem::auth_failed("Unauthorized access"))?,
+        )
+    } else {
+        None
+    };
     let (raw_date, date) = check_date(headers, now)
         .ok_or_else(|| Problem::invalid_auth_params("Date/time sync error"))?;
-    let params =
-        extract_auth_params(headers)?.ok_or_else(|| Problem::auth_failed("Unauthorized access"))?;
+    let params = match params {
+        Some(p) => p,
+        None => extract_auth_params(headers)?
+            .ok_or_else(|| Problem::auth_failed("Unauthorized access"))?,
+    };
     let keypair = shared
         .keypair(&params.access_key)
-        .ok_or_else(|| Problem::auth_failed("Access key not found"))?;
+        .ok_or_else(|| Problem::auth_failed(shared.release.unknown_key_msg))?;
 
     // sign_request()
     let (mac_type, hash_type) = match params.sign_method.split('-').collect::<Vec<_>>()[..] {
@@ -190,7 +202,7 @@ pub(crate) fn authenticate(
         legacy_sorna_signature(&keypair.secret_key, &day, &request)
     };
     if !constant_time_eq(expected.as_bytes(), params.signature.as_bytes()) {
-        return Err(Problem::auth_failed("Signature mismatch"));
+        return Err(Problem::auth_failed(shared.release.hmac_mismatch_msg));
     }
     Ok(Caller {
         access_key: keypair.access_key.clone(),

@@ -146,6 +146,9 @@ pub struct KeypairConfig {
     /// An inactive keypair is treated as unknown ("Access key not found").
     #[serde(default = "default_true")]
     pub active: bool,
+    /// The owner's user id (generated when absent); 26.x names it in permission errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
 }
 
 fn default_true() -> bool {
@@ -160,6 +163,7 @@ impl KeypairConfig {
             secret_key: secret_key.into(),
             role: Role::User,
             active: true,
+            user_id: None,
         }
     }
 }
@@ -174,6 +178,10 @@ pub struct UserConfig {
     pub password: String,
     /// The keypair the web server signs this user's calls with.
     pub access_key: String,
+    /// When set, the password has expired on this date (as the manager prints it, e.g.
+    /// `2020-12-31 00:00:00+00:00`): logins are refused with `password-expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_expired_on: Option<String>,
 }
 
 impl UserConfig {
@@ -187,6 +195,7 @@ impl UserConfig {
             username: username.into(),
             password: password.into(),
             access_key: access_key.into(),
+            password_expired_on: None,
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::auth::Caller;
 use crate::config::FileSource;
 use crate::json::J;
 use crate::manager::{lookup_problem, Req};
-use crate::params::{self, Key, Kind};
+use crate::params::{self, Field, Key, Kind};
 use crate::problem::Problem;
+use crate::release::Download;
 use crate::state::Shared;
 
 /// The agent's error for a file it cannot read, wrapped as the manager does.
@@ -48,29 +49,47 @@ pub(crate) async fn download_single(
     req: &Req,
 ) -> Response {
     const KEYS: &[Key] = &[Key::required(&["file"], Kind::Str)];
-    let params = match params::raw_params(&req.body, req.parts.uri.query())
-        .and_then(|raw| params::check(&raw, KEYS))
-    {
+    const FIELDS: &[Field] = &[Field {
+        name: "file",
+        required: true,
+        int: None,
+    }];
+    let checked = if shared.release.download == Download::PostQuery {
+        // 26.x reads the query alone (a JSON body is ignored).
+        params::check_model("DownloadSingleRequest", req.parts.uri.query(), FIELDS)
+    } else {
+        params::raw_params(&req.body, req.parts.uri.query())
+            .and_then(|raw| params::check(&raw, KEYS))
+    };
+    let params = match checked {
         Ok(p) => p,
         Err(problem) => return problem.into_response(),
     };
     let file = params["file"].as_str().unwrap_or_default();
     let session = match shared.find_session(&caller.access_key, session_ref) {
         Ok(s) => s,
-        Err(lookup) => return lookup_problem(session_ref, lookup).into_response(),
+        Err(lookup) => return lookup_problem(shared, caller, session_ref, lookup).into_response(),
     };
     if !session.has_ports() {
         // No kernel on an agent yet (or any more): the agent RPC cannot be made.
         return Problem::internal().into_response();
     }
+    // 26.x no longer passes the agent's details on: a bare 500.
+    let missing = || {
+        if shared.release.download_missing_is_internal {
+            Problem::internal().into_response()
+        } else {
+            kernel_execution_failed().into_response()
+        }
+    };
     let bytes = match session.files.get(normalize(file)) {
-        None => return kernel_execution_failed().into_response(),
+        None => return missing(),
         Some(FileSource::Inline { content }) => content.clone().into_bytes(),
         Some(FileSource::Path(path)) => match tokio::fs::read(path).await {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::info!(path = %path.display(), error = %e, "download_single: cannot read file");
-                return kernel_execution_failed().into_response();
+                return missing();
             }
         },
     };

@@ -53,9 +53,17 @@ impl GqlError {
         }
     }
 
-    /// The `{"message", "locations"?, "path"?}` object.
+    /// The `{"message", "locations"?, "path"?}` object (26.x: a resolver's error also has
+    /// `extensions.code`, first).
     pub(crate) fn to_json(&self) -> J {
-        let mut obj = J::obj().with("message", self.message.as_str());
+        let mut obj = J::obj();
+        if !self.path.is_empty() && crate::release::current().error_codes {
+            obj.push(
+                "extensions",
+                J::obj().with("code", "backendai_generic_internal-error"),
+            );
+        }
+        obj.push("message", self.message.as_str());
         if let Some((line, column)) = self.location {
             obj.push(
                 "locations",

@@ -63,11 +63,19 @@ impl J {
     /// Serialises like Python's `json.dumps(value)`.
     pub(crate) fn dumps(&self) -> String {
         let mut out = String::new();
-        self.write_py(&mut out);
+        self.write_py(&mut out, (", ", ": "));
         out
     }
 
-    fn write_py(&self, out: &mut String) {
+    /// The same without spaces, as 26.x writes problem bodies.
+    pub(crate) fn dumps_compact(&self) -> String {
+        let mut out = String::new();
+        self.write_py(&mut out, (",", ":"));
+        out
+    }
+
+    /// `seps`: what goes between items and between a key and its value.
+    fn write_py(&self, out: &mut String, seps: (&str, &str)) {
         match self {
             J::Null => out.push_str("null"),
             J::Bool(true) => out.push_str("true"),
@@ -80,9 +88,9 @@ impl J {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(", ");
+                        out.push_str(seps.0);
                     }
-                    item.write_py(out);
+                    item.write_py(out, seps);
                 }
                 out.push(']');
             }
@@ -90,11 +98,11 @@ impl J {
                 out.push('{');
                 for (i, (key, value)) in fields.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(", ");
+                        out.push_str(seps.0);
                     }
                     write_py_str(out, key);
-                    out.push_str(": ");
-                    value.write_py(out);
+                    out.push_str(seps.1);
+                    value.write_py(out, seps);
                 }
                 out.push('}');
             }

@@ -47,6 +47,7 @@ mod json;
 mod manager;
 mod params;
 mod problem;
+mod release;
 mod server;
 mod state;
 pub mod stream;

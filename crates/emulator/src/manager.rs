@@ -19,6 +19,7 @@ use crate::graphql;
 use crate::json::J;
 use crate::params::{self, Key, Kind};
 use crate::problem::{json_response, Problem};
+use crate::release::{Download, Release};
 use crate::state::{push_optional_fields, Lookup, Shared};
 use crate::stream::{self, Mode};
 use crate::version::ApiVersion;
@@ -86,15 +87,15 @@ fn resolve(method: &Method, path: &str, version: ApiVersion) -> Result<Route, Pr
             only("GET", Route::Proxy(seg(s)))
         }
         ["session", s, "download_single"] if !version.uses_kernel_paths() && !s.is_empty() => {
-            if version >= ApiVersion::POST_DOWNLOAD {
-                match method.as_str() {
+            match Release::of(version).download {
+                // 23.09 and older register GET only, so POST gets 405.
+                Download::Get => only("GET", Route::Download(seg(s))),
+                Download::PostBodyOrQuery => match method.as_str() {
                     "POST" => Ok(Route::Download(seg(s))),
                     "GET" => Ok(Route::DeprecatedGetDownload),
                     _ => Err(Problem::method_not_allowed(&["GET", "POST"])),
-                }
-            } else {
-                // 23.09 and older register GET only, so POST gets 405.
-                only("GET", Route::Download(seg(s)))
+                },
+                Download::PostQuery => only("POST", Route::Download(seg(s))),
             }
         }
         ["kernel", s, "download_single"] if version.uses_kernel_paths() && !s.is_empty() => {
@@ -121,6 +122,13 @@ pub(crate) async fn handle(shared: &Arc<Shared>, mut req: Req, via: Via) -> Resp
         Err(problem) => return refuse(problem),
     };
     if let Err(problem) = auth::check_version(&req.parts.headers, shared.api_version) {
+        let newer = auth::version_header(&req.parts.headers)
+            .and_then(|(_, v)| v.parse::<ApiVersion>().ok())
+            .is_some_and(|v| v > shared.api_version);
+        let signed = !matches!(route, Route::Root | Route::Authorize);
+        if newer && signed && shared.release.newer_version_fails_signature {
+            return refuse(Problem::auth_failed(shared.release.hmac_mismatch_msg));
+        }
         return refuse(problem);
     }
     match &route {
@@ -238,6 +246,14 @@ fn authorize(shared: &Shared, req: &Req) -> Response {
         let keypair = shared
             .keypair(&user.access_key)
             .ok_or_else(|| Problem::auth_failed("User credential mismatch."))?;
+        if let Some(on) = &user.password_expired_on {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "password-expired",
+                "Password has expired.",
+            )
+            .msg(format!("Password expired on {on}.")));
+        }
         Ok(J::obj().with(
             "data",
             J::obj()
@@ -291,9 +307,41 @@ fn gql(shared: &Shared, caller: &Caller, req: &Req, legacy: bool) -> Response {
     json_response(StatusCode::OK, &result.formatted())
 }
 
-/// Maps a failed session lookup to the manager's 404s.
-pub(crate) fn lookup_problem(session_ref: &str, lookup: Lookup) -> Problem {
+/// Maps a failed session lookup to the manager's 404s (26.x: a session id the caller may
+/// not read, which includes ids of no session at all, is a 403 of its RBAC check).
+pub(crate) fn lookup_problem(
+    shared: &Shared,
+    caller: &Caller,
+    session_ref: &str,
+    lookup: Lookup,
+) -> Problem {
     match lookup {
+        Lookup::NotFound
+            if shared.release.entity_not_found && uuid::Uuid::parse_str(session_ref).is_ok() =>
+        {
+            let user = shared
+                .user_ids
+                .get(&caller.access_key)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "not-enough-permission",
+                "Insufficient permission to perform this operation.",
+            )
+            .code("permission_access_forbidden")
+            .msg(format!(
+                "User {user} lacks permission <Permission.READ: 1> on session {session_ref}"
+            ))
+        }
+        // 26.x: the repository's generic "no such row".
+        Lookup::NotFound if shared.release.entity_not_found => Problem::new(
+            StatusCode::NOT_FOUND,
+            "entity-not-found",
+            "Entity not found.",
+        )
+        .code("session_read_not-found")
+        .msg("No SessionRow matches the given key"),
         Lookup::NotFound => Problem::session_not_found(session_ref),
         Lookup::Ambiguous(matches) => Problem::new(
             StatusCode::NOT_FOUND,
@@ -308,9 +356,15 @@ pub(crate) fn lookup_problem(session_ref: &str, lookup: Lookup) -> Problem {
 fn apps(shared: &Shared, caller: &Caller, session_ref: &str) -> Response {
     let session = match shared.find_session(&caller.access_key, session_ref) {
         Ok(s) => s,
-        Err(lookup) => return lookup_problem(session_ref, lookup).into_response(),
+        Err(lookup) => return lookup_problem(shared, caller, session_ref, lookup).into_response(),
     };
     if !session.has_ports() {
+        if shared.release.apps_of_not_running_is_404 {
+            return Problem::object_not_found("session")
+                .code("session_read_not-found")
+                .msg(format!("Running session {} does not exist.", session.id))
+                .into_response();
+        }
         return json_response(StatusCode::OK, &J::Arr(Vec::new()));
     }
     let list = session

@@ -146,6 +146,136 @@ pub(crate) fn check(raw: &Value, keys: &[Key]) -> Result<HashMap<&'static str, V
     }
 }
 
+/// One field of a 26.x request model (pydantic): its name and what it accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field {
+    pub(crate) name: &'static str,
+    pub(crate) required: bool,
+    /// `Some((min, max))`: an integer within the bounds; `None`: a string.
+    pub(crate) int: Option<(i64, i64)>,
+}
+
+/// Checks query parameters against a 26.x request model named `model`: unknown keys are
+/// ignored; the first problem is a 400 `generic-bad-request` whose `msg` is pydantic's report,
+/// as `BackendAISchemaValidationFailed` prints it.
+pub(crate) fn check_model(
+    model: &str,
+    query: Option<&str>,
+    fields: &[Field],
+) -> Result<HashMap<&'static str, Value>, Problem> {
+    let mut given: Vec<(String, String)> = Vec::new();
+    for (k, v) in parse_query(query) {
+        if !given.iter().any(|(seen, _)| *seen == k) {
+            given.push((k, v));
+        }
+    }
+    let mut out = HashMap::new();
+    for field in fields {
+        let Some((_, text)) = given.iter().find(|(k, _)| k == field.name) else {
+            if field.required {
+                let input = format!(
+                    "{{{}}}",
+                    given
+                        .iter()
+                        .map(|(k, v)| format!("{}: {}", py_str(k), py_str(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Err(schema_failure(
+                    model,
+                    field.name,
+                    "missing",
+                    "Field required",
+                    &input,
+                    "dict",
+                ));
+            }
+            out.insert(field.name, Value::Null);
+            continue;
+        };
+        let value = match field.int {
+            None => Value::String(text.clone()),
+            Some((min, max)) => {
+                let fail = |kind: &str, what: String| {
+                    schema_failure(model, field.name, kind, &what, &py_str(text), "str")
+                };
+                let n: i64 = text.trim().parse().map_err(|_| {
+                    fail(
+                        "int_parsing",
+                        "Input should be a valid integer, unable to parse string as an integer"
+                            .into(),
+                    )
+                })?;
+                if n < min {
+                    return Err(fail(
+                        "greater_than_equal",
+                        format!("Input should be greater than or equal to {min}"),
+                    ));
+                }
+                if n > max {
+                    return Err(fail(
+                        "less_than_equal",
+                        format!("Input should be less than or equal to {max}"),
+                    ));
+                }
+                Value::from(n)
+            }
+        };
+        out.insert(field.name, value);
+    }
+    Ok(out)
+}
+
+/// pydantic's report of one invalid field, as the 26.x manager sends it.
+fn schema_failure(
+    model: &str,
+    field: &str,
+    kind: &str,
+    message: &str,
+    input: &str,
+    input_type: &str,
+) -> Problem {
+    let url = format!("https://errors.pydantic.dev/2.13/v/{kind}");
+    Problem::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "generic-bad-request",
+        "Invalid or Missing API Parameters.",
+    )
+    .code("api_parsing_invalid-parameters")
+    .msg(format!(
+        "<BackendAISchemaValidationFailed(400): Schema validation failed. (1 validation error \
+         for {model}\n{field}\n  {message} [type={kind}, input_value={input}, \
+         input_type={input_type}]\n    For further information visit {url})>\n -> extra_data: \
+         {{'errors': [{{'type': '{kind}', 'loc': ('{field}',), 'msg': '{message}', 'url': '{url}'}}]}}"
+    ))
+}
+
+/// A string as Python's `repr` writes it (single quotes unless it holds one and no double).
+fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// The error trafaret reports for a value: an optional kind is `t.Null | X`, whose `Or`
 /// error lists each alternative's complaint by index.
 fn error_of(kind: Kind, msg: String) -> J {
@@ -225,6 +355,39 @@ mod tests {
         );
         let err = raw_params(b"{nope", None).unwrap_err();
         assert_eq!(err.msg.as_deref(), Some("Malformed body"));
+    }
+
+    #[test]
+    fn model_params_as_26_x_reports_them() {
+        const FIELDS: &[Field] = &[
+            Field {
+                name: "app",
+                required: true,
+                int: None,
+            },
+            Field {
+                name: "port",
+                required: false,
+                int: Some((1024, 65535)),
+            },
+        ];
+        let p = check_model("M", Some("app=echo&bogus=1&port=7008"), FIELDS).unwrap();
+        assert_eq!(
+            (p["app"].as_str(), p["port"].as_i64()),
+            (Some("echo"), Some(7008))
+        );
+        let err = check_model("M", Some("service=echo"), FIELDS).unwrap_err();
+        assert_eq!(
+            err.msg.as_deref().unwrap().lines().take(3).collect::<Vec<_>>(),
+            [
+                "<BackendAISchemaValidationFailed(400): Schema validation failed. (1 validation error for M",
+                "app",
+                "  Field required [type=missing, input_value={'service': 'echo'}, input_type=dict]",
+            ]
+        );
+        let err = check_model("M", Some("app=x&port=80"), FIELDS).unwrap_err();
+        assert!(err.msg.as_deref().unwrap().contains("greater than or equal to 1024 [type=greater_than_equal, input_value='80', input_type=str]"));
+        assert_eq!(py_str("it's"), "\"it's\"");
     }
 
     #[test]

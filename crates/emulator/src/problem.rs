@@ -29,6 +29,11 @@ pub(crate) struct ProblemData {
     pub(crate) title: String,
     pub(crate) msg: Option<String>,
     pub(crate) data: Option<J>,
+    /// The `error_code` of releases that send one (25.8+).
+    pub(crate) code: Option<&'static str>,
+    /// Written with Python's `json.dumps` spacing by every release (the web server's own
+    /// aiohttp errors), where 26.x writes the manager's compact.
+    pub(crate) spaced: bool,
     /// Extra top-level members after `type`/`title` (e.g. `agent-details`).
     pub(crate) extra: Vec<(String, J)>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -43,6 +48,8 @@ impl Problem {
             title: title.into(),
             msg: None,
             data: None,
+            code: None,
+            spaced: false,
             extra: Vec::new(),
             headers: Vec::new(),
         }))
@@ -51,6 +58,12 @@ impl Problem {
     /// Sets `msg`.
     pub(crate) fn msg(mut self, msg: impl Into<String>) -> Self {
         self.0.msg = Some(msg.into());
+        self
+    }
+
+    /// Sets the `error_code` that releases from 25.8 send.
+    pub(crate) fn code(mut self, code: &'static str) -> Self {
+        self.0.code = Some(code);
         self
     }
 
@@ -82,6 +95,9 @@ impl Problem {
         let mut body = J::obj()
             .with("type", self.type_url())
             .with("title", self.title.as_str());
+        if let Some(code) = self.code.filter(|_| crate::release::current().error_codes) {
+            body.push("error_code", code);
+        }
         if let Some(msg) = &self.msg {
             body.push("msg", msg.as_str());
         }
@@ -98,7 +114,9 @@ impl Problem {
 
     /// 404 `url-not-found` "Unknown URL path." with `data` = the path.
     pub(crate) fn url_not_found(path: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "url-not-found", "Unknown URL path.").data(path)
+        Problem::new(StatusCode::NOT_FOUND, "url-not-found", "Unknown URL path.")
+            .code("api_read_not-found")
+            .data(path)
     }
 
     /// 405 `method-not-allowed` "HTTP Method Not Allowed." with an `Allow` header.
@@ -107,7 +125,8 @@ impl Problem {
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
             "HTTP Method Not Allowed.",
-        );
+        )
+        .code("api_access_forbidden");
         if let Ok(value) = HeaderValue::from_str(&allowed.join(",")) {
             problem = problem.header(header::ALLOW, value);
         }
@@ -121,6 +140,7 @@ impl Problem {
             "generic-bad-request",
             "Bad request.",
         )
+        .code("backendai_generic_bad-request")
     }
 
     /// 400 `invalid-auth-params` "Missing or invalid authorization parameters." with `msg`.
@@ -130,6 +150,7 @@ impl Problem {
             "invalid-auth-params",
             "Missing or invalid authorization parameters.",
         )
+        .code("user_auth_invalid-parameters")
         .msg(msg)
     }
 
@@ -140,6 +161,7 @@ impl Problem {
             "auth-failed",
             "Credential/signature mismatch.",
         )
+        .code("user_auth_unauthorized")
         .msg(msg)
     }
 
@@ -180,6 +202,7 @@ impl Problem {
             "internal-server-error",
             "Internal server error.",
         )
+        .code("backendai_generic_internal-error")
     }
 
     /// 503 `service-unavailable` (the manager's own typo included).
@@ -195,11 +218,13 @@ impl Problem {
 
     /// 401 `auth-failed` "Unauthorized access" (web server: no or unknown login session).
     pub(crate) fn web_unauthorized() -> Self {
-        Problem::new(
+        let mut problem = Problem::new(
             StatusCode::UNAUTHORIZED,
             "auth-failed",
             "Unauthorized access",
-        )
+        );
+        problem.0.spaced = true;
+        problem
     }
 
     /// 502 `bad-gateway` "The proxy target server is inaccessible.".
@@ -209,6 +234,7 @@ impl Problem {
             "bad-gateway",
             "The proxy target server is inaccessible.",
         )
+        .code("api_request_unreachable")
     }
 }
 
@@ -222,7 +248,11 @@ impl std::ops::Deref for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = self.body().dumps();
+        let body = if crate::release::current().compact_problems && !self.spaced {
+            self.body().dumps_compact()
+        } else {
+            self.body().dumps()
+        };
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],

@@ -190,8 +190,15 @@ impl Drop for RunningEmulator {
     }
 }
 
-/// Every request lands here: control API, web server routes, `/func`, else the manager.
+/// Every request lands here: control API, web server routes, `/func`, else the manager,
+/// answered as the emulated release would.
 async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    crate::release::CURRENT
+        .scope(shared.release, route(shared, request))
+        .await
+}
+
+async fn route(shared: Arc<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(Body::new(body), MAX_BODY).await {
         Ok(b) => b,

@@ -37,6 +37,8 @@ fn keeps_relays(status: &str) -> bool {
 /// Everything the request handlers share.
 pub(crate) struct Shared {
     pub(crate) api_version: ApiVersion,
+    /// How the release that reports `api_version` behaves.
+    pub(crate) release: crate::release::Release,
     pub(crate) api_version_str: String,
     pub(crate) manager_version: Option<String>,
     pub(crate) skip_auth: bool,
@@ -110,10 +112,16 @@ impl Shared {
         let user_ids = config
             .keypairs
             .iter()
-            .map(|kp| (kp.access_key.clone(), Uuid::new_v4()))
+            .map(|kp| {
+                (
+                    kp.access_key.clone(),
+                    kp.user_id.unwrap_or_else(Uuid::new_v4),
+                )
+            })
             .collect();
         Ok(Shared {
             api_version,
+            release: crate::release::Release::of(api_version),
             api_version_str: api_version.to_string(),
             manager_version,
             skip_auth: config.skip_auth,

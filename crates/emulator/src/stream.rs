@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
 use crate::manager::lookup_problem;
-use crate::params::{self, Key, Kind};
+use crate::params::{self, Field, Key, Kind};
 use crate::problem::Problem;
 use crate::state::{RelayGuard, Shared};
 use crate::version::ApiVersion;
@@ -87,6 +87,30 @@ const PROXY_KEYS: &[Key] = &[
     Key::optional(&["arguments"], Kind::OptStr),
 ];
 
+/// The same parameters as 26.x's pydantic `StreamProxyRequest` has them.
+const STREAM_FIELDS: &[Field] = &[
+    Field {
+        name: "app",
+        required: true,
+        int: None,
+    },
+    Field {
+        name: "port",
+        required: false,
+        int: Some((1024, 65535)),
+    },
+    Field {
+        name: "envs",
+        required: false,
+        int: None,
+    },
+    Field {
+        name: "arguments",
+        required: false,
+        int: None,
+    },
+];
+
 /// What the handshake settled: where to connect and what cancels the relay.
 struct Prepared {
     target: String,
@@ -100,19 +124,30 @@ async fn prepare(
     session_ref: &str,
     query: Option<&str>,
 ) -> Result<Prepared, Problem> {
-    let raw = params::raw_params(b"", query)?;
-    let params = params::check(&raw, PROXY_KEYS)?;
+    let params = if shared.release.pydantic_stream_params {
+        params::check_model("StreamProxyRequest", query, STREAM_FIELDS)?
+    } else {
+        params::check(&params::raw_params(b"", query)?, PROXY_KEYS)?
+    };
     let app = params["app"].as_str().unwrap_or_default();
     let session = shared
         .find_session(&caller.access_key, session_ref)
-        .map_err(|lookup| lookup_problem(session_ref, lookup))?;
+        .map_err(|lookup| lookup_problem(shared, caller, session_ref, lookup))?;
     if !session.has_ports() {
+        if shared.release.not_running_is_404 {
+            // 26.x looks the session up among the running ones, by its id.
+            return Err(Problem::object_not_found("session")
+                .code("session_read_not-found")
+                .msg(format!("Running session {} does not exist.", session.id)));
+        }
         // The manager iterates the main kernel's service_ports, which are null until the
         // session runs: a TypeError, hence a bare 500.
         return Err(Problem::internal());
     }
     let service = session.service(app).ok_or_else(|| {
-        Problem::object_not_found("app service").msg(format!("{session_ref}:{app}"))
+        Problem::object_not_found("app service")
+            .code("backendai_read_not-found")
+            .msg(format!("{session_ref}:{app}"))
     })?;
     let index = match params["port"].as_i64() {
         None => 0,
@@ -122,9 +157,11 @@ async fn prepare(
             .iter()
             .position(|p| i64::from(*p) == port)
             .ok_or_else(|| {
-                Problem::invalid_api_params().msg(format!(
-                    "Service {app} does not open the port number {port}."
-                ))
+                Problem::invalid_api_params()
+                    .code("api_generic_invalid-parameters")
+                    .msg(format!(
+                        "Service {app} does not open the port number {port}."
+                    ))
             })?,
     };
     match service.cfg.protocol.as_str() {
@@ -133,9 +170,9 @@ async fn prepare(
         // NotImplementedError in the manager.
         "pty" => return Err(Problem::internal()),
         other => {
-            return Err(
-                Problem::invalid_api_params().msg(format!("Unsupported service protocol: {other}"))
-            )
+            return Err(Problem::invalid_api_params()
+                .code("api_generic_invalid-parameters")
+                .msg(format!("Unsupported service protocol: {other}")))
         }
     }
     for key in ["arguments", "envs"] {
@@ -146,7 +183,17 @@ async fn prepare(
     }
     let session_token = session.relay_token();
     if let Some(reason) = &service.cfg.start_failure {
-        return Err(Problem::internal()
+        let problem = if shared.release.start_failed_type {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "app-service-start-failed",
+                "Failed to start the application service.",
+            )
+            .code("session_start_internal-error")
+        } else {
+            Problem::internal()
+        };
+        return Err(problem
             .msg("Failed to launch the app service")
             .data(reason.as_str()));
     }
@@ -198,6 +245,16 @@ pub(crate) async fn proxy(
             tracing::info!(session = session_ref, %rejection, "tunnel request without a WebSocket upgrade");
             return match mode {
                 Mode::Api => Problem::generic_bad_request().into_response(),
+                // 26.x's web server checks the upgrade itself (aiohttp's own refusal).
+                Mode::Web if shared.release.web_checks_upgrade => (
+                    StatusCode::BAD_REQUEST,
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; charset=utf-8",
+                    )],
+                    "No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".",
+                )
+                    .into_response(),
                 Mode::Web => Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal-server-error",
@@ -213,6 +270,7 @@ pub(crate) async fn proxy(
             Mode::Api => MANAGER_MAX_MESSAGE,
             Mode::Web => WEB_MAX_MESSAGE,
         },
+        drop_oversized: shared.release.drop_oversized,
         target: prepared.target,
         session: prepared.session_token,
         shutdown: shared.shutdown.clone(),
@@ -329,6 +387,8 @@ impl Upgrade {
 struct RelayCtx {
     mode: Mode,
     limit: usize,
+    /// An oversized message ends the connection at once, its rest unread (26.x).
+    drop_oversized: bool,
     target: String,
     session: CancellationToken,
     shutdown: CancellationToken,
@@ -390,6 +450,10 @@ async fn relay(link: Link<Io>, ctx: RelayCtx) {
         // Answer the client's close, echoing its code, as the WebSocket layer did.
         Outcome::ClientClosed(code) => close_and_drain(&mut tx, &mut rx, code).await,
         Outcome::ClientGone => {}
+        Outcome::TooBig if ctx.drop_oversized => {
+            // The rest of the message stays unread: closing resets the connection.
+            let _ = tx.get_mut().close(CLOSE_MESSAGE_TOO_BIG, "").await;
+        }
         Outcome::TooBig => close_and_drain(&mut tx, &mut rx, CLOSE_MESSAGE_TOO_BIG).await,
         Outcome::Shutdown => close_and_drain(&mut tx, &mut rx, CLOSE_GOING_AWAY).await,
         Outcome::TargetGone | Outcome::SessionGone => {

@@ -30,6 +30,8 @@ impl ApiVersion {
     pub const POST_DOWNLOAD: ApiVersion = ApiVersion::new(8, 20240915);
     /// 25.12+: vnc/rdp ports are relayed too.
     pub const VNC_RDP: ApiVersion = ApiVersion::new(9, 20250722);
+    /// 25.12 and 26.x, as the real 26.9.6 answers (see `release.rs`).
+    pub const V9: ApiVersion = ApiVersion::new(9, 20250722);
 
     /// Whether this server uses the v4 `/kernel/...` and `/stream/kernel/...` paths.
     pub fn uses_kernel_paths(self) -> bool {

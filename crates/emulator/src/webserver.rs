@@ -116,23 +116,46 @@ fn web_problem(status: StatusCode, slug: &str, title: &str) -> Response {
 }
 
 /// What the web server answers when its manager refuses connections: 502 `bad-gateway`,
-/// with the client library's error as `details` on `/server/login`.
-fn manager_unreachable(details: bool) -> Response {
+/// on `/server/login` with the client library's error as `details` (26.x: also as `msg`,
+/// naming the manager's address, here `manager`).
+fn manager_unreachable(shared: &Shared, manager: Option<&str>) -> Response {
+    let release = shared.release;
     let mut body = J::obj()
         .with("type", format!("{PROBS}bad-gateway"))
         .with("title", "The proxy target server is inaccessible.");
-    if details {
-        body.push(
-            "details",
+    if release.error_codes {
+        body.push("error_code", "api_request_unreachable");
+    }
+    if let Some(manager) = manager {
+        let details = if release.error_codes {
+            let (host, port) = manager.rsplit_once(':').unwrap_or((manager, "80"));
+            format!(
+                "BackendClientError('Request to the API endpoint has failed.\\nCheck your network \
+                 connection and/or the server status.\\n\u{279c} ClientConnectorError(ConnectionKey(\
+                 host=\\'{host}\\', port={port}, is_ssl=False, ssl=True, proxy=None, proxy_auth=None, \
+                 proxy_headers_hash=None, server_hostname=None), ConnectionRefusedError(111, \"Connect \
+                 call failed (\\'{host}\\', {port})\"))')"
+            )
+        } else {
             "BackendClientError(\"Request to the API endpoint has failed.\\nCheck your network \
              connection and/or the server status.\\n\u{279c} ClientConnectorError(ConnectionRefusedError(111, \
-             'Connection refused'))\")",
-        );
+             'Connection refused'))\")"
+                .to_owned()
+        };
+        if release.error_codes {
+            body.push("msg", details.as_str());
+        }
+        body.push("details", details);
     }
+    let text = if release.compact_problems {
+        body.dumps_compact()
+    } else {
+        body.dumps()
+    };
     (
         StatusCode::BAD_GATEWAY,
         [(header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE)],
-        body.dumps(),
+        text,
     )
         .into_response()
 }
@@ -234,15 +257,33 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         // The anonymous `User.authorize` call to the manager fails: a client error, which
         // is not a failed login (the counter is not touched).
         tracing::info!(%username, "login: the manager is down");
-        return manager_unreachable(true);
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1:80");
+        return manager_unreachable(shared, Some(host));
     }
     let user = shared
         .users
         .iter()
         .find(|u| u.username == username && Some(u.password.as_str()) == password);
     let keypair = user.and_then(|u| shared.keypair(&u.access_key));
-    match keypair {
-        Some(kp) => {
+    let refusal = match (user, keypair) {
+        (Some(user), Some(_)) => user.password_expired_on.as_ref().map(|on| {
+            (
+                "password-expired",
+                "Password has expired.",
+                format!("Password expired on {on}."),
+            )
+        }),
+        _ => Some((
+            "auth-failed",
+            "Credential/signature mismatch.",
+            "User credential mismatch.".to_owned(),
+        )),
+    };
+    match (refusal, keypair) {
+        (None, Some(kp)) => {
             record(0);
             let id = web.save(
                 existing.as_deref(),
@@ -260,19 +301,26 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
             );
             with_session_headers(json_response(StatusCode::OK, &body), &id)
         }
-        None => {
+        (refusal, _) => {
+            let (slug, title, details) = refusal.unwrap_or_default();
             fail_count += 1;
             record(fail_count);
             let id = web.save(existing.as_deref(), WebSession { access_key: None });
-            tracing::info!(%username, fail_count, "login failed");
+            tracing::info!(%username, fail_count, slug, "login failed");
             let body = J::obj().with("authenticated", false).with(
                 "data",
                 J::obj()
-                    .with("type", format!("{PROBS}auth-failed"))
-                    .with("title", "Credential/signature mismatch.")
-                    .with("details", "User credential mismatch."),
+                    .with("type", format!("{PROBS}{slug}"))
+                    .with("title", title)
+                    .with("details", details),
             );
-            with_session_headers(json_response(StatusCode::OK, &body), &id)
+            // 26.4+ pass the manager's 401 on; older web servers answer 200.
+            let status = if shared.release.login_failure_status {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::OK
+            };
+            with_session_headers(json_response(status, &body), &id)
         }
     }
 }
@@ -309,12 +357,17 @@ fn login_check(shared: &Shared, headers: &HeaderMap) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-/// `POST /server/logout`: 201, the session forgotten and the cookie expired.
+/// `POST /server/logout`: 201 (26.x: 200), the session forgotten and the cookie expired.
 fn logout(shared: &Shared, headers: &HeaderMap) -> Response {
     if let Some(id) = request_session_id(headers) {
         lock(&shared.web.sessions).remove(&id);
     }
-    let mut response = StatusCode::CREATED.into_response();
+    let status = if shared.release.logout_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = status.into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_static(
@@ -359,7 +412,7 @@ pub(crate) async fn func(shared: &Arc<Shared>, mut req: Req) -> Response {
     req.path = rest;
     if req.path == "/" && req.parts.method == Method::GET {
         if !shared.manager_is_up() {
-            return manager_unreachable(false);
+            return manager_unreachable(shared, None);
         }
         return manager::handle(shared, req, Via::WebAnonymous).await;
     }
@@ -368,7 +421,7 @@ pub(crate) async fn func(shared: &Arc<Shared>, mut req: Req) -> Response {
         return Problem::web_unauthorized().into_response();
     };
     if !shared.manager_is_up() {
-        return manager_unreachable(false);
+        return manager_unreachable(shared, None);
     }
     manager::handle(shared, req, Via::Web { access_key }).await
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use porthole_core::api::{BackendClient, ComputeSession};
+use porthole_core::api::{AppLaunch, BackendClient, ComputeSession};
 use porthole_core::ssh::{ssh_command_line, KeyFile, KEY_FILE_NAME};
 use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelState, TunnelTarget};
 use serde::Serialize;
@@ -34,6 +34,22 @@ pub struct Args {
     /// How long to hold a connection while the app is not listening yet (seconds).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     start_timeout: u64,
+    /// Which of the app's container ports to reach (default: its first; API v9 servers).
+    #[arg(long, value_name = "PORT")]
+    app_port: Option<u16>,
+    /// An option for the app's command line, if its image allows it (repeatable).
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_pair, allow_hyphen_values = true)]
+    args: Vec<(String, String)>,
+    /// An environment variable for the app, if its image allows it (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    envs: Vec<(String, String)>,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 /// The one line `open` prints once the port is listening.
@@ -57,13 +73,12 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     let bind = listen_addr(args.bind.as_deref(), args.port)?;
     let client = connect(profile).await?;
     let (session, app) = find_app(&client, &args.session, &args.app).await?;
-    if !app.is_tunnellable() {
-        return Err(CliError::Usage(format!(
-            "{} is a {} port, which cannot be tunnelled",
-            app.name,
-            app.protocol.as_str()
-        )));
-    }
+    let launch = AppLaunch {
+        container_port: args.app_port,
+        arguments: args.args.iter().cloned().collect(),
+        envs: args.envs.iter().cloned().collect(),
+    };
+    launch.check(&app)?;
     if !bind.ip().is_loopback() {
         eprintln!(
             "porthole: warning: listening on {}: anyone who can reach this address can use {}",
@@ -82,6 +97,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         client: client.clone(),
         session: session.clone(),
         app: app.clone(),
+        launch,
     };
     let options = TunnelOptions {
         app_start_timeout: std::time::Duration::from_secs(args.start_timeout),

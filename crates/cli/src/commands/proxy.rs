@@ -31,6 +31,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         client,
         session,
         app,
+        launch: Default::default(),
     };
     let cancel = CancellationToken::new();
     let counters = Counters::default();

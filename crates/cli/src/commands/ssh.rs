@@ -33,6 +33,7 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         client,
         session,
         app,
+        launch: Default::default(),
     };
     let tunnel = Tunnel::start(
         target,

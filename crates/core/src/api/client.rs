@@ -15,7 +15,8 @@ use url::Url;
 
 use super::error::ApiError;
 use super::session::{
-    parse_session_list, ComputeSession, ProxyKind, SESSION_LIST_QUERY, SESSION_LIST_QUERY_V4,
+    parse_session_list, AppLaunch, ComputeSession, ServicePort, SESSION_LIST_QUERY,
+    SESSION_LIST_QUERY_V4,
 };
 use super::signing::{self, SignedRequest};
 use super::tls::{client_config, TlsOptions};
@@ -43,6 +44,9 @@ pub enum Credentials {
         username: String,
         /// The password (never logged).
         password: String,
+        /// The current one-time password, for accounts with two-factor sign-in (the server
+        /// answers [`ApiError::OtpRequired`] when it wants one and none was given).
+        otp: Option<String>,
     },
 }
 
@@ -230,8 +234,12 @@ impl BackendClient {
                 access_key: access_key.clone(),
                 secret_key: secret_key.clone(),
             },
-            Credentials::WebLogin { username, password } => Auth::Session {
-                session_id: web_login(&http, endpoint, username, password).await?,
+            Credentials::WebLogin {
+                username,
+                password,
+                otp,
+            } => Auth::Session {
+                session_id: web_login(&http, endpoint, username, password, otp.as_deref()).await?,
             },
         };
         tracing::debug!(endpoint = %endpoint, %api_version, "connected");
@@ -404,7 +412,10 @@ impl BackendClient {
     }
 
     /// Downloads a file from the session's home (`id_container` is the SSH key).
-    /// Uses POST (24.09+) and falls back to GET when the server answers 405.
+    ///
+    /// `download_single?file=...` with no body works on every release: up to 24.03 by GET
+    /// (POST is 405), from 24.09 by POST (GET is 405), and 26.x reads `file` from the
+    /// query alone. The method follows the API version; a 405 tries the other one once.
     pub async fn download_file(
         &self,
         session: &ComputeSession,
@@ -416,32 +427,31 @@ impl BackendClient {
         } else {
             format!("/session/{}/download_single", encode_segment(&session.id))
         };
-        let context = Some((session.name.as_str(), file));
-        if self.api_version.download_single_is_post() {
-            match self
-                .send(Method::POST, &path, Some(&json!({ "file": file })), context)
-                .await
-            {
-                Ok((_, bytes)) => return Ok(bytes.to_vec()),
-                Err(ApiError::Http { status: 405, .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("file", file)
             .finish();
-        let (_, bytes) = self
-            .send(Method::GET, &format!("{path}?{query}"), None, context)
-            .await?;
-        Ok(bytes.to_vec())
+        let target = format!("{path}?{query}");
+        let context = Some((session.name.as_str(), file));
+        let (first, second) = if self.api_version.download_single_is_post() {
+            (Method::POST, Method::GET)
+        } else {
+            (Method::GET, Method::POST)
+        };
+        let reply = match self.send(first, &target, None, context).await {
+            Err(ApiError::Http { status: 405, .. }) => {
+                self.send(second, &target, None, context).await
+            }
+            other => other,
+        };
+        Ok(reply?.1.to_vec())
     }
 
     /// The WebSocket upgrade request for one tunnelled connection to `app`, signed now.
     pub fn stream_request(
         &self,
         session: &ComputeSession,
-        app: &str,
-        kind: ProxyKind,
+        app: &ServicePort,
+        launch: &AppLaunch,
     ) -> Result<WsRequest, ApiError> {
         // v4 servers address sessions by name; v5+ accept the id, which never collides.
         let handle = if self.api_version.major <= 4 {
@@ -449,15 +459,24 @@ impl BackendClient {
         } else {
             &session.id
         };
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("app", app)
-            .finish();
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("app", &app.name);
+        if let Some(port) = launch.port_param(app) {
+            query.append_pair("port", &port.to_string());
+        }
+        // JSON objects, as the official client sends them; unset ones are left out,
+        // because servers up to 25.x refuse keys they do not expect.
+        for (key, values) in [("envs", &launch.envs), ("arguments", &launch.arguments)] {
+            if !values.is_empty() {
+                query.append_pair(key, &serde_json::to_string(values).unwrap_or_default());
+            }
+        }
         let path = format!(
             "{}/{}/{}?{}",
             self.full_path(self.api_version.stream_paths().prefix()),
             encode_segment(handle),
-            kind.path_segment(),
-            query
+            app.proxy_kind().path_segment(),
+            query.finish()
         );
         let mut url = self.endpoint.url.clone();
         let ws_scheme = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -575,14 +594,19 @@ async fn web_login(
     endpoint: &Endpoint,
     username: &str,
     password: &str,
+    otp: Option<&str>,
 ) -> Result<String, ApiError> {
     let url = endpoint
         .url
         .join("/server/login")
         .map_err(|e| ApiError::UnexpectedReply(e.to_string()))?;
+    let mut body = json!({"username": username, "password": password});
+    if let Some(otp) = otp {
+        body["otp"] = otp.into();
+    }
     let reply = http
         .post(url)
-        .json(&json!({"username": username, "password": password}))
+        .json(&body)
         .send()
         .await
         .map_err(|e| map_reqwest_error(endpoint, e))?;
@@ -624,15 +648,25 @@ async fn web_login(
             .iter()
             .find_map(|k| data.get(*k).and_then(Value::as_str))
             .unwrap_or("the server did not say why");
-        if data
-            .get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.ends_with("require-totp-authentication"))
-        {
+        let kind = data.get("type").and_then(Value::as_str).unwrap_or_default();
+        if kind.ends_with("/require-totp-authentication") {
+            return Err(match otp {
+                None => ApiError::OtpRequired,
+                Some(_) => ApiError::LoginFailed {
+                    detail: "the one-time password was not accepted".into(),
+                },
+            });
+        }
+        if kind.ends_with("/require-totp-registration") {
             return Err(ApiError::LoginFailed {
                 detail:
-                    "this account needs a one-time password, which Porthole does not support yet"
+                    "this account must first set up two-factor sign-in in the Backend.AI web UI"
                         .into(),
+            });
+        }
+        if kind.ends_with("/password-expired") {
+            return Err(ApiError::PasswordExpired {
+                detail: super::error::one_line(detail, 200),
             });
         }
         return Err(ApiError::LoginFailed {
@@ -725,8 +759,10 @@ mod tests {
         let c = Credentials::WebLogin {
             username: "u".into(),
             password: "hunter2".into(),
+            otp: Some("123456".into()),
         };
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("123456"));
     }
 
     #[test]

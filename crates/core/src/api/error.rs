@@ -48,13 +48,34 @@ impl Problem {
 
     /// The most specific text the server gave: `msg`, else `title`.
     pub fn detail(&self) -> String {
-        let text = self
-            .msg
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .unwrap_or(&self.title);
-        one_line(text, 300)
+        match self.msg.as_deref().filter(|m| !m.is_empty()) {
+            Some(msg) => readable_msg(msg),
+            None => one_line(&self.title, 300),
+        }
     }
+}
+
+/// A problem's `msg` as one readable line. 26.x puts whole pydantic reports there
+/// ("<BackendAISchemaValidationFailed(400): Schema validation failed. (1 validation error
+/// for Model\nfield\n  Field required [type=missing, ...]\n  For further ...)> -> extra_data:
+/// ..."); of those, the field and what is wrong with it ("port: Input should be greater
+/// than or equal to 1024") is what a person can act on.
+pub fn readable_msg(msg: &str) -> String {
+    if msg.starts_with("<BackendAISchemaValidationFailed") {
+        let mut lines = msg.lines().skip(1);
+        let fields: Vec<String> = std::iter::from_fn(|| {
+            let field = lines.next()?.trim();
+            let what = lines.next()?.trim();
+            lines.next();
+            let what = what.split(" [type=").next().unwrap_or(what);
+            (!field.is_empty() && !field.starts_with("->")).then(|| format!("{field}: {what}"))
+        })
+        .collect();
+        if !fields.is_empty() {
+            return one_line(&fields.join("; "), 300);
+        }
+    }
+    one_line(msg, 300)
 }
 
 /// Collapses whitespace and cuts `text` to `max` characters, so server text fits one line.
@@ -120,6 +141,15 @@ pub enum ApiError {
         /// The server's reason.
         detail: String,
     },
+    /// The account's password is older than the server allows.
+    #[error("the password of this account has expired ({detail}); set a new one in the Backend.AI web UI, then sign in again.")]
+    PasswordExpired {
+        /// The server's reason, e.g. "Password expired on 2020-12-31 00:00:00+00:00."
+        detail: String,
+    },
+    /// The web server asks for a one-time password (the account has two-factor sign-in).
+    #[error("this account signs in with a one-time password (OTP) as well; give the current code from its authenticator app.")]
+    OtpRequired,
     /// Too many failed logins for this user.
     #[error("too many failed sign-in attempts (429); wait about 20 minutes before trying again.")]
     TooManyLogins,
@@ -137,6 +167,13 @@ pub enum ApiError {
         /// The app asked for.
         app: String,
     },
+    /// 404 from the stream endpoint for a session that exists but does not run (26.x:
+    /// "Running session ... does not exist.").
+    #[error("session {session:?} is not running, so its apps are not available; wait until it is RUNNING.")]
+    NoRunningSession {
+        /// The session.
+        session: String,
+    },
     /// The session exists but is not running, so it has no apps yet.
     #[error("session {session:?} is {status}, not RUNNING, so its apps are not available yet.")]
     SessionNotRunning {
@@ -144,6 +181,14 @@ pub enum ApiError {
         session: String,
         /// Its status.
         status: String,
+    },
+    /// An option for starting an app that the app does not declare.
+    #[error("cannot start {app} that way: {detail}.")]
+    BadLaunchOption {
+        /// The app.
+        app: String,
+        /// What is wrong.
+        detail: String,
     },
     /// 500 with `data`: the app did not start inside the container.
     #[error("{app} failed to start in session {session:?}: {detail}")]
@@ -202,11 +247,16 @@ impl ApiError {
             ApiError::AuthFailed { .. } => "auth-failed",
             ApiError::ClockSkew => "clock-skew",
             ApiError::LoginFailed { .. } => "login-failed",
+            ApiError::PasswordExpired { .. } => "password-expired",
+            ApiError::OtpRequired => "otp-required",
             ApiError::TooManyLogins => "too-many-logins",
             ApiError::SessionNotFound { .. } => "session-not-found",
             ApiError::AppNotFound { .. } => "app-not-found",
-            ApiError::SessionNotRunning { .. } => "session-not-running",
+            ApiError::SessionNotRunning { .. } | ApiError::NoRunningSession { .. } => {
+                "session-not-running"
+            }
             ApiError::AppStartFailed { .. } => "app-start-failed",
+            ApiError::BadLaunchOption { .. } => "invalid-option",
             ApiError::BadGateway { .. } => "bad-gateway",
             ApiError::UnsupportedVersion(_) => "unsupported-version",
             ApiError::Http { .. } => "http",
@@ -230,6 +280,9 @@ impl ApiError {
         let problem = Problem::parse(body);
         let (session, app) = context.unwrap_or(("", ""));
         match (status, problem.slug()) {
+            (401, "password-expired") => ApiError::PasswordExpired {
+                detail: problem.detail(),
+            },
             (401, _) => ApiError::AuthFailed {
                 detail: problem.detail(),
             },
@@ -243,6 +296,23 @@ impl ApiError {
                 ApiError::AppNotFound {
                     session: session.to_owned(),
                     app: app.to_owned(),
+                }
+            }
+            (404, "object-not-found")
+                if problem
+                    .msg
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Running session")) =>
+            {
+                ApiError::NoRunningSession {
+                    session: session.to_owned(),
+                }
+            }
+            // 26.x answers an unknown session with its generic `entity-not-found`, and an id
+            // the caller may not read (no session of theirs) with a permission error.
+            (404, "entity-not-found") | (403, "not-enough-permission") if context.is_some() => {
+                ApiError::SessionNotFound {
+                    session: session.to_owned(),
                 }
             }
             (404, "object-not-found" | "too-many-sessions-matched")
@@ -263,7 +333,11 @@ impl ApiError {
                 detail: one_line(&problem.title, 200),
             },
             _ => {
-                let mut detail = problem.msg.clone().filter(|m| !m.is_empty());
+                let mut detail = problem
+                    .msg
+                    .as_deref()
+                    .filter(|m| !m.is_empty())
+                    .map(readable_msg);
                 if let Some(data) = problem.data_text() {
                     detail = Some(match detail {
                         Some(m) => format!("{m} ({data})"),
@@ -385,6 +459,65 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "the server answered 400 Invalid API parameters.: Input validation error (x)"
+        );
+    }
+
+    /// As the real 26.9.6 manager answers (tests/rigs/26.9).
+    #[test]
+    fn maps_what_26_9_answers() {
+        let ctx = Some(("rig-pending", "echo"));
+        let e = ApiError::from_reply(
+            404,
+            &body(
+                "object-not-found",
+                "No such session.",
+                Some("Running session b0a7c0de-0000-4000-8000-00000000a002 does not exist."),
+                None,
+            ),
+            ctx,
+        );
+        assert_eq!(e.kind(), "session-not-running");
+        assert!(
+            e.to_string().contains("\"rig-pending\" is not running"),
+            "{e}"
+        );
+        let e = ApiError::from_reply(
+            404,
+            &body(
+                "entity-not-found",
+                "Entity not found.",
+                Some("No SessionRow matches the given key"),
+                None,
+            ),
+            Some(("nope", "echo")),
+        );
+        assert_eq!(e.kind(), "session-not-found");
+        let e = ApiError::from_reply(
+            401,
+            &body(
+                "password-expired",
+                "Password has expired.",
+                Some("Password expired on 2020-12-31 00:00:00+00:00."),
+                None,
+            ),
+            None,
+        );
+        assert_eq!(e.kind(), "password-expired");
+        assert!(e.to_string().contains("2020-12-31"), "{e}");
+        let pydantic = "<BackendAISchemaValidationFailed(400): Schema validation failed. (1 validation error for StreamProxyRequest\nport\n  Input should be greater than or equal to 1024 [type=greater_than_equal, input_value='80', input_type=str]\n    For further information visit https://errors.pydantic.dev/2.13/v/greater_than_equal)>\n -> extra_data: {'errors': []}";
+        let e = ApiError::from_reply(
+            400,
+            &body(
+                "generic-bad-request",
+                "Invalid or Missing API Parameters.",
+                Some(pydantic),
+                None,
+            ),
+            Some(("rig-running", "echo")),
+        );
+        assert_eq!(
+            e.to_string(),
+            "the server answered 400 Invalid or Missing API Parameters.: port: Input should be greater than or equal to 1024"
         );
     }
 

@@ -11,6 +11,6 @@ pub use client::{
     encode_segment, is_active_status, BackendClient, ClientOptions, Credentials, Endpoint,
     ServerInfo, SESSION_COOKIE, SESSION_ID_HEADER,
 };
-pub use error::{one_line, ApiError, Problem};
-pub use session::{AppProtocol, ComputeSession, ProxyKind, ServicePort};
+pub use error::{one_line, readable_msg, ApiError, Problem};
+pub use session::{AppLaunch, AppProtocol, ComputeSession, ProxyKind, ServicePort};
 pub use tls::TlsOptions;

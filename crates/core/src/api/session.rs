@@ -1,6 +1,8 @@
 //! Compute sessions and their service ports as the client sees them, and the parsing of
 //! the GraphQL `compute_session_list` reply (protocol doc §4).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -75,6 +77,13 @@ pub struct ServicePort {
     /// Optional URL template from the image (`{protocol}://{host}:{port}/...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_template: Option<String>,
+    /// Command-line options the image lets a client pass when it starts the app
+    /// (`--arg`), e.g. `--logdir`; empty when it declares none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_arguments: Vec<String>,
+    /// Environment variables the image lets a client set when it starts the app (`--env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_envs: Vec<String>,
     /// Inference endpoints are served elsewhere and not tunnelled.
     #[serde(default)]
     pub is_inference: bool,
@@ -107,6 +116,68 @@ impl ServicePort {
             ProxyKind::Http
         }
     }
+}
+
+/// How the server should start an app for a tunnel: which of its container ports, and
+/// the arguments and environment the image allows (`port`, `arguments`, `envs` of the
+/// stream endpoint). The default starts it as the image does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppLaunch {
+    /// One of the app's container ports other than the first (API v9: 23.09 refuses any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
+    /// Options for the app's command line, e.g. `--logdir` = `/home/work/logs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arguments: BTreeMap<String, String>,
+    /// Environment variables for the app.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub envs: BTreeMap<String, String>,
+}
+
+impl AppLaunch {
+    /// Checks the options against what `app` declares, so a mistake is named before the
+    /// server silently ignores it (it honours only declared names).
+    pub fn check(&self, app: &ServicePort) -> Result<(), ApiError> {
+        let bad = |detail: String| ApiError::BadLaunchOption {
+            app: app.name.clone(),
+            detail,
+        };
+        if let Some(port) = self.container_port {
+            if !app.container_ports.contains(&port) {
+                return Err(bad(format!(
+                    "it has no container port {port} (its ports: {})",
+                    list(app.container_ports.iter().map(u16::to_string))
+                )));
+            }
+        }
+        for (what, given, allowed) in [
+            ("argument", &self.arguments, &app.allowed_arguments),
+            ("environment variable", &self.envs, &app.allowed_envs),
+        ] {
+            if let Some(name) = given.keys().find(|k| !allowed.contains(k)) {
+                return Err(bad(if allowed.is_empty() {
+                    format!("its image allows no {what}s, so {name} would be ignored")
+                } else {
+                    format!(
+                        "its image allows no {what} {name} (it allows: {})",
+                        list(allowed.iter().cloned())
+                    )
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container port to ask for: none when it is the primary one, so that servers
+    /// that cannot choose (23.09) still work.
+    pub fn port_param(&self, app: &ServicePort) -> Option<u16> {
+        self.container_port
+            .filter(|p| app.container_ports.first() != Some(p))
+    }
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
 }
 
 /// Which stream endpoint a tunnel connects to.
@@ -312,7 +383,20 @@ fn parse_service_port(v: &Value) -> Result<ServicePort, String> {
                 .ok_or_else(|| format!("service port {name:?} has a bad port number {p}"))
         })
         .collect::<Result<Vec<u16>, String>>()?;
+    let names = |key: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     Ok(ServicePort {
+        allowed_arguments: names("allowed_arguments"),
+        allowed_envs: names("allowed_envs"),
         name,
         protocol,
         container_ports,

@@ -14,10 +14,10 @@ pub struct ApiVersion {
     pub revision: u32,
 }
 
-/// The newest API version this client implements.
+/// The newest API version this client implements: 25.12 and 26.x (verified on 26.9.6).
 pub const CLIENT_API_VERSION: ApiVersion = ApiVersion {
-    major: 8,
-    revision: 20240915,
+    major: 9,
+    revision: 20250722,
 };
 
 /// The oldest API version servers accept at all (protocol doc §2).
@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn negotiates_the_older_version_and_path_family() {
-        assert_eq!(ApiVersion::negotiate(v("v9.20250722")), CLIENT_API_VERSION);
+        assert_eq!(ApiVersion::negotiate(v("v9.20250722")), v("v9.20250722"));
+        assert_eq!(ApiVersion::negotiate(v("v10.20270101")), CLIENT_API_VERSION);
         assert_eq!(ApiVersion::negotiate(v("v7.20230615")), v("v7.20230615"));
         assert_eq!(v("v4.20190615").stream_paths(), StreamPaths::Kernel);
         assert_eq!(v("v5.20191215").stream_paths(), StreamPaths::Session);

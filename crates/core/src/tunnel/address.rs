@@ -84,6 +84,8 @@ mod tests {
             container_ports: vec![8080],
             url_template: template.map(str::to_owned),
             is_inference: false,
+            allowed_arguments: Vec::new(),
+            allowed_envs: Vec::new(),
         }
     }
 

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::client::{generate_key, Request};
 use tokio_tungstenite::MaybeTlsStream;
 
 use super::link::{accept_key, Link, Role};
-use crate::api::{one_line, ApiError, BackendClient, ComputeSession, ProxyKind};
+use crate::api::{one_line, ApiError, AppLaunch, BackendClient, ComputeSession, ServicePort};
 
 /// The WebSocket of one tunnelled connection.
 pub type AppStream = Link<MaybeTlsStream<TcpStream>>;
@@ -29,16 +29,17 @@ const MAX_ERROR_BODY: usize = 1024 * 1024;
 /// How long the rest of an error body may take after its head.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
 
-/// Opens a WebSocket to `app` of `session`, waiting up to `handshake_timeout` for the
-/// server to start the app and answer 101.
+/// Opens a WebSocket to `app` of `session`, started as `launch` says, waiting up to
+/// `handshake_timeout` for the server to start the app and answer 101.
 pub async fn open_app_stream(
     client: &BackendClient,
     session: &ComputeSession,
-    app: &str,
-    kind: ProxyKind,
+    app: &ServicePort,
+    launch: &AppLaunch,
     handshake_timeout: Duration,
 ) -> Result<AppStream, ApiError> {
-    let request = client.stream_request(session, app, kind)?;
+    let request = client.stream_request(session, app, launch)?;
+    let app = app.name.as_str();
     let handshake = upgrade(request, client.tls_config());
     match tokio::time::timeout(handshake_timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{ApiError, BackendClient, ComputeSession, ServicePort};
+use crate::api::{ApiError, AppLaunch, BackendClient, ComputeSession, ServicePort};
 
 pub use address::{app_url, local_host_name, LOCALHOST_SUFFIX};
 #[doc(hidden)]
@@ -132,6 +132,8 @@ pub struct TunnelTarget {
     pub session: ComputeSession,
     /// The app (service port).
     pub app: ServicePort,
+    /// How the server should start it.
+    pub launch: AppLaunch,
 }
 
 impl TunnelTarget {
@@ -140,8 +142,8 @@ impl TunnelTarget {
         open_app_stream(
             &self.client,
             &self.session,
-            &self.app.name,
-            self.app.proxy_kind(),
+            &self.app,
+            &self.launch,
             handshake_timeout,
         )
         .await
