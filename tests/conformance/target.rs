@@ -109,6 +109,11 @@ impl Backends {
             "<!doctype html><title>ttyd stand-in</title><p>rig-running: ttyd stand-in</p>\n",
         )
         .await;
+        std::fs::write(
+            ttyd.root.path().join("health"),
+            r#"{"ok": true, "app": "ttyd-standin"}"#,
+        )
+        .unwrap();
         let jupyter = HttpServer::start(
             "<!doctype html><html><head><title>JupyterLab</title></head>\
              <body>JupyterLab stand-in (python3 -m http.server)</body></html>\n",

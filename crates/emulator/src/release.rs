@@ -40,6 +40,9 @@ pub(crate) struct Release {
     /// `generic-bad-request` (23.09: trafaret; unknown keys refused, `port` compared as a
     /// string, so every `port` is refused).
     pub(crate) pydantic_stream_params: bool,
+    /// `port=` is compared as a string with the container ports (numbers), so every value
+    /// is refused with "does not open the port number" (23.09; from 26.x it works).
+    pub(crate) port_never_matches: bool,
     /// A failed app start is `app-service-start-failed` (23.09: `internal-server-error`).
     pub(crate) start_failed_type: bool,
     /// How `download_single` is served.
@@ -83,6 +86,7 @@ impl Release {
             entity_not_found: v9,
             pydantic_stream_params: v9,
             start_failed_type: v9,
+            port_never_matches: !v9,
             download: if v9 {
                 Download::PostQuery
             } else if version >= ApiVersion::POST_DOWNLOAD {

@@ -73,9 +73,8 @@ pub(crate) enum Mode {
 
 const PROXY_KEYS: &[Key] = &[
     Key::required(&["app", "service"], Kind::Str),
-    // The port picks one of the app's container ports. This models the newer managers
-    // (which compare it as an int); manager 23.09 compares it as a string and so rejects
-    // every `port`, even the primary one, with the same 400 as an unknown port.
+    // The port picks one of the app's container ports (23.09 compares it as a string and
+    // so matches none: `Release::port_never_matches`).
     Key::optional(
         &["port"],
         Kind::OptInt {
@@ -155,7 +154,7 @@ async fn prepare(
             .cfg
             .container_ports
             .iter()
-            .position(|p| i64::from(*p) == port)
+            .position(|p| i64::from(*p) == port && !shared.release.port_never_matches)
             .ok_or_else(|| {
                 Problem::invalid_api_params()
                     .code("api_generic_invalid-parameters")
