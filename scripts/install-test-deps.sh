@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian/Ubuntu, skipping what is already there:
-# build packages, the real servers and tools the end-to-end tests drive, key-only login for
-# the `work` user Backend.AI containers log in as, and the official backend.ai-client in a venv.
+# build packages, the real servers and tools the end-to-end tests drive (and, as root, the
+# host packages of the Backend.AI rigs of tests/rigs/ and of the desktop app's GUI tests, so
+# that nothing later needs apt), the `work` user Backend.AI containers log in as, and the
+# official backend.ai-client in a venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 need_apt=()
+need_gui=()
 # The desktop app is a workspace member, so building and linting the workspace needs
 # the WebKitGTK and tray development packages too.
 for pkg in pkg-config libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
@@ -21,11 +24,29 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The desktop app's GUI tests (scripts/test-gui.sh installs the same when run alone).
+for pkg in libayatana-appindicator3-1 xvfb xauth webkit2gtk-driver gnome-keyring dbus-x11 \
+  libsecret-tools nodejs util-linux; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_gui+=("$pkg")
+done
+if [ ${#need_gui[@]} -gt 0 ]; then
+  echo "install-test-deps: apt packages for the GUI tests: ${need_gui[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_gui[@]}" >/dev/null
+fi
+# The rigs' host packages (the rest of a rig's setup needs no apt on the host).
+if [ "$(id -u)" -eq 0 ]; then
+  for rig in tests/rigs/*/rig.env; do
+    tests/rigs/rig "$(basename "$(dirname "$rig")")" packages
+  done
+fi
+
 # Backend.AI containers run sshd for the user `work`; the tests log in as it when it
-# exists (the real-manager rig creates it, with its home under /opt/bai-rig), else as the
-# current user. Key-only login needs a password field of '*': '!' means "locked", which
-# sshd refuses.
-if [ "$(id -u)" -eq 0 ] && id work >/dev/null 2>&1; then
+# exists, else as the current user. As root, it is made here, before any test runs (the
+# 23.09 rig would create it otherwise, in the middle of a run). Key-only login needs a
+# password field of '*': '!' means "locked", which sshd refuses.
+if [ "$(id -u)" -eq 0 ]; then
+  id work >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group work
   if [ "$(getent shadow work | cut -d: -f2)" != "*" ]; then usermod -p '*' work; fi
 fi
 # sshd needs its privilege-separation directory.

@@ -158,3 +158,43 @@ async fn local_port_in_use() {
         .await;
     assert_one_line_error(&out, &format!("local port {port} is already in use"));
 }
+
+/// An account with two-factor sign-in: the web server asks for the one-time password,
+/// which `porthole` takes from BACKEND_OTP (or asks for on a terminal).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_time_password_is_asked_for_and_used() {
+    let extra = format!(
+        "[[users]]\nusername = \"otp@example.test\"\npassword = \"otp-pw\"\n\
+         access_key = \"{ACCESS_KEY}\"\notp = \"424242\"\n"
+    );
+    let sessions = [Session {
+        name: "train-1".into(),
+        status: "RUNNING".into(),
+        services: vec![Service::new("echo", "tcp", "127.0.0.1:9")],
+        ssh_key: None,
+    }];
+    let emu = Emulator::start(
+        Mode::Session,
+        &emulator_config(Mode::Session, &sessions, &extra),
+    )
+    .await;
+    let run = |otp: Option<&str>| {
+        let mut cmd = emu.porthole(&["sessions"]);
+        cmd.env("BACKEND_USERNAME", "otp@example.test")
+            .env("BACKEND_PASSWORD", "otp-pw");
+        if let Some(otp) = otp {
+            cmd.env("BACKEND_OTP", otp);
+        }
+        run_with_timeout(cmd, 30)
+    };
+    assert_one_line_error(&run(None).await, "one-time password (OTP)");
+    let out = run(None).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BACKEND_OTP"));
+    assert_one_line_error(
+        &run(Some("000000")).await,
+        "sign-in failed: Invalid OTP code",
+    );
+    let out = run(Some("424242")).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("train-1"));
+}

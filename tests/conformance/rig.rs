@@ -32,13 +32,6 @@ pub struct App {
     pub extra: serde_json::Map<String, Value>,
 }
 
-impl App {
-    /// Whether a client may tunnel to it (everything but `internal` here).
-    pub fn tunnellable(&self) -> bool {
-        self.protocol != "internal"
-    }
-}
-
 /// Everything a test needs to know about one rig.
 #[derive(Debug)]
 pub struct Rig {
@@ -199,14 +192,6 @@ impl Rig {
             ],
             base: PathBuf::from(get("RIG_BASE")),
         }
-    }
-
-    /// The app named `name`.
-    pub fn app(&self, name: &str) -> &App {
-        self.apps
-            .iter()
-            .find(|a| a.name == name)
-            .unwrap_or_else(|| panic!("the rig has no app {name}"))
     }
 
     /// The private key `download_single id_container` returns.

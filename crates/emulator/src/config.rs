@@ -182,6 +182,10 @@ pub struct UserConfig {
     /// `2020-12-31 00:00:00+00:00`): logins are refused with `password-expired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_expired_on: Option<String>,
+    /// When set, the account signs in with this one-time password too, as Backend.AI's
+    /// TOTP plugin makes the web server ask for it (`require-totp-authentication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
 }
 
 impl UserConfig {
@@ -196,6 +200,7 @@ impl UserConfig {
             password: password.into(),
             access_key: access_key.into(),
             password_expired_on: None,
+            otp: None,
         }
     }
 }

@@ -41,7 +41,7 @@ pub(crate) struct Release {
     /// string, so every `port` is refused).
     pub(crate) pydantic_stream_params: bool,
     /// `port=` is compared as a string with the container ports (numbers), so every value
-    /// is refused with "does not open the port number" (23.09; from 26.x it works).
+    /// is refused with "does not open the port number" (23.09; 26.x compares numbers).
     pub(crate) port_never_matches: bool,
     /// A failed app start is `app-service-start-failed` (23.09: `internal-server-error`).
     pub(crate) start_failed_type: bool,
@@ -86,7 +86,8 @@ impl Release {
             entity_not_found: v9,
             pydantic_stream_params: v9,
             start_failed_type: v9,
-            port_never_matches: !v9,
+            // Unknown for 24.x/25.x; the emulator lets them choose, as 26.x does.
+            port_never_matches: version.major < 8,
             download: if v9 {
                 Download::PostQuery
             } else if version >= ApiVersion::POST_DOWNLOAD {

@@ -268,7 +268,30 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         .iter()
         .find(|u| u.username == username && Some(u.password.as_str()) == password);
     let keypair = user.and_then(|u| shared.keypair(&u.access_key));
+    let given_otp = creds.get("otp").and_then(|v| v.as_str());
+    if let (Some(user), Some(_)) = (user, keypair) {
+        if user.otp.is_some() && given_otp.is_none() {
+            // The TOTP plugin's answer: not a failed login (no counter), status 200.
+            tracing::info!(%username, "login: a one-time password is needed");
+            let body = J::obj().with("authenticated", false).with(
+                "data",
+                J::obj()
+                    .with("type", format!("{PROBS}require-totp-authentication"))
+                    .with("title", "Two-Factor Authentication needed.")
+                    .with(
+                        "details",
+                        "You must authenticate using Two-Factor Authentication.",
+                    ),
+            );
+            return json_response(StatusCode::OK, &body);
+        }
+    }
     let refusal = match (user, keypair) {
+        (Some(user), Some(_)) if user.otp.is_some() && user.otp.as_deref() != given_otp => Some((
+            "auth-failed",
+            "Credential/signature mismatch.",
+            "Invalid OTP code.".to_owned(),
+        )),
         (Some(user), Some(_)) => user.password_expired_on.as_ref().map(|on| {
             (
                 "password-expired",
