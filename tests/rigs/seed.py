@@ -82,10 +82,17 @@ def status_history(*states: str, at: datetime) -> dict[str, str]:
 
 
 async def upsert(conn, table: sa.Table, rows: list[dict]) -> None:
-    """Inserts the rows, or overwrites the columns given where the primary key exists."""
+    """Inserts the rows, or overwrites the columns given where the primary key exists.
+
+    A row that does not name its primary key (an association row whose key is a generated
+    id, unique by its other columns, such as sgroups_for_domains) is inserted only if no
+    row conflicts with it: setup runs again on a database it already seeded."""
     keys = [c.name for c in table.primary_key]
     for row in rows:
         stmt = pg_insert(table).values(**row)
+        if not all(k in row for k in keys):
+            await conn.execute(stmt.on_conflict_do_nothing())
+            continue
         changes = {k: stmt.excluded[k] for k in row if k not in keys}
         await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes)
                            if changes else stmt.on_conflict_do_nothing(index_elements=keys))
