@@ -86,8 +86,8 @@ impl Release {
             entity_not_found: v9,
             pydantic_stream_params: v9,
             start_failed_type: v9,
-            // Unknown for 24.x/25.x; the emulator lets them choose, as 26.x does.
-            port_never_matches: version.major < 8,
+            // The string comparison comes with the trafaret schema, which 26.x replaced.
+            port_never_matches: !v9,
             download: if v9 {
                 Download::PostQuery
             } else if version >= ApiVersion::POST_DOWNLOAD {
