@@ -10,6 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T0=$SECONDS
 TIMES=()
+# The times so far, also when a step fails (set -e ends the script there).
+print_times() {
+  echo
+  echo "== times"
+  ((${#TIMES[@]} == 0)) || printf '  %s\n' "${TIMES[@]}"
+  echo "  total $((SECONDS - T0)) s"
+}
+trap print_times EXIT
 step() {  # step LABEL CMD...
   local label=$1 t=$SECONDS
   shift
@@ -52,7 +60,3 @@ else
   echo "test.sh: not root: skipping the conformance tests against the real Backend.AI rigs" >&2
 fi
 
-echo
-echo "== times"
-printf '  %s\n' "${TIMES[@]}"
-echo "  total $((SECONDS - T0)) s"
