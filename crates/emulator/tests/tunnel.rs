@@ -297,8 +297,7 @@ container_ports = [2002]
     let (status, body) = handshake_error(err);
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        body["msg"],
-        "Service echo does not open the port number 7008.",
+        body["msg"], "Service echo does not open the port number 7008.",
         "{body}"
     );
 
