@@ -5,7 +5,6 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use porthole_emulator::Emulator;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Arbitrary)]
@@ -20,7 +19,7 @@ fuzz_target!(|input: Input<'_>| {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
-    let reply = Emulator::fuzz_graphql(input.query, &variables, input.operation_name);
+    let reply = porthole_emulator::fuzzing::graphql(input.query, &variables, input.operation_name);
     let parsed: Value = serde_json::from_str(&reply)
         .unwrap_or_else(|e| panic!("the reply is not JSON ({e}): {reply}"));
     assert!(parsed.get("data").is_some(), "{reply}");

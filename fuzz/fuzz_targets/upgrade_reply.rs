@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use porthole_core::tunnel::{fuzz_dechunk, fuzz_parse_upgrade_reply};
+use porthole_core::fuzzing::{dechunk_body, parse_upgrade_reply};
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(body) = fuzz_dechunk(data) {
+    if let Some(body) = dechunk_body(data) {
         assert!(body.len() <= data.len());
     }
-    if let Ok((status, headers, rest)) = fuzz_parse_upgrade_reply(data) {
+    if let Ok((status, headers, rest)) = parse_upgrade_reply(data) {
         assert!(status <= 999);
         assert!(rest.len() <= data.len());
         for (name, value) in &headers {

@@ -1,180 +1,169 @@
-//! Porthole's desktop app: a thin Tauri layer over the engine. Commands call
-//! [`engine::Engine`] in one line each, the tunnel manager's broadcast becomes `tunnel`
-//! events for the window and updates of the tray, and the window hides instead of
-//! closing so tunnels keep running until Quit.
+//! Porthole's desktop app: Tauri glue over [`porthole_app::App`], which holds all of its
+//! logic. Each command is one call into the app; the app's changes (tunnels, the account,
+//! log lines) become window events and tray updates; the window hides instead of closing,
+//! so tunnels keep running until Quit.
 
-pub mod autostart;
-pub mod engine;
-pub mod error;
-pub mod launch;
-pub mod logging;
-pub mod tray;
+#![forbid(unsafe_code)]
+
+mod launch;
+mod tray;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use porthole_core::catalog::TrayMenu;
+use porthole_app::account::AccountView;
+use porthole_app::logs::{self, LogRing};
+use porthole_app::presenter::{TrayMenu, TunnelView};
+use porthole_app::settings::Settings;
+use porthole_app::{
+    App, Connected, DemoMode, OpenReply, Paths, ProfileInput, ProfileSummary, SessionsReply,
+    SettingsReply, SshConfigReply, Startup, TestReport, UiError,
+};
 use porthole_core::profiles::KeyringSecrets;
-use porthole_core::settings::Settings;
-use porthole_core::tunnel::{TunnelEvent, TunnelInfo};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WindowEvent};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use engine::{
-    Connected, DemoMode, Engine, OpenReply, Paths, ProfileInput, ProfileSummary, SessionsReply,
-    SettingsReply, SshConfigReply, Startup, TestReport,
-};
-use error::UiError;
-use logging::LogRing;
-
-type Eng<'a> = State<'a, Arc<Engine>>;
+type Porthole<'a> = State<'a, Arc<App>>;
 type Reply<T> = Result<T, UiError>;
 
 /// Set once Quit has started, so the exit it ends with is not prevented.
 static QUITTING: AtomicBool = AtomicBool::new(false);
 
-// ----- commands: one call into the engine each -----
+// ----- commands: one call into the app each -----
 
 #[tauri::command]
-async fn startup(app: AppHandle, engine: Eng<'_>) -> Reply<Startup> {
-    let reply = engine.startup().await;
-    tray::refresh(&app, &engine);
-    reply
+async fn startup(app: Porthole<'_>) -> Reply<Startup> {
+    app.startup().await
 }
 
 #[tauri::command]
-fn list_profiles(engine: Eng<'_>) -> Reply<Vec<ProfileSummary>> {
-    engine.list_profiles()
+fn list_profiles(app: Porthole<'_>) -> Reply<Vec<ProfileSummary>> {
+    app.list_profiles()
 }
 
 #[tauri::command]
-async fn test_profile(engine: Eng<'_>, input: ProfileInput) -> Reply<TestReport> {
-    engine.test_profile(input).await
+async fn test_profile(app: Porthole<'_>, input: ProfileInput) -> Reply<TestReport> {
+    app.test_profile(input).await
 }
 
 #[tauri::command]
-async fn add_profile(engine: Eng<'_>, input: ProfileInput, force: bool) -> Reply<Connected> {
-    engine.add_profile(input, force).await
+async fn add_profile(app: Porthole<'_>, input: ProfileInput, force: bool) -> Reply<Connected> {
+    app.add_profile(input, force).await
 }
 
 #[tauri::command]
 async fn update_profile(
-    engine: Eng<'_>,
+    app: Porthole<'_>,
     original: String,
     input: ProfileInput,
     force: bool,
 ) -> Reply<Connected> {
-    engine.update_profile(&original, input, force).await
+    app.update_profile(&original, input, force).await
 }
 
 #[tauri::command]
-fn remove_profile(engine: Eng<'_>, name: String) -> Reply<()> {
-    engine.remove_profile(&name)
+fn remove_profile(app: Porthole<'_>, name: String) -> Reply<()> {
+    app.remove_profile(&name)
 }
 
 #[tauri::command]
-async fn sign_in(app: AppHandle, engine: Eng<'_>, name: String) -> Reply<Connected> {
-    let reply = engine.sign_in(&name).await;
-    tray::refresh(&app, &engine);
-    reply
+async fn sign_in(app: Porthole<'_>, name: String) -> Reply<Connected> {
+    app.sign_in(&name).await
 }
 
 #[tauri::command]
-async fn start_demo(engine: Eng<'_>) -> Reply<Connected> {
-    engine.start_demo().await
+async fn start_demo(app: Porthole<'_>) -> Reply<Connected> {
+    app.start_demo().await
 }
 
 #[tauri::command]
-fn sign_out(engine: Eng<'_>) {
-    engine.sign_out()
+fn sign_out(app: Porthole<'_>) {
+    app.sign_out()
 }
 
 #[tauri::command]
-async fn list_sessions(app: AppHandle, engine: Eng<'_>) -> Reply<SessionsReply> {
-    let reply = engine.list_sessions().await;
-    tray::refresh(&app, &engine);
-    reply
+fn account(app: Porthole<'_>) -> AccountView {
+    app.account()
+}
+
+#[tauri::command]
+async fn list_sessions(app: Porthole<'_>) -> Reply<SessionsReply> {
+    app.list_sessions().await
 }
 
 #[tauri::command]
 async fn open_app(
-    engine: Eng<'_>,
+    porthole: Porthole<'_>,
     session_id: String,
     app: String,
     launch: bool,
 ) -> Reply<OpenReply> {
-    engine.open_app(&session_id, &app, launch).await
+    porthole.open_app(&session_id, &app, launch).await
 }
 
 #[tauri::command]
-fn open_tunnel(engine: Eng<'_>, id: u64) -> Reply<()> {
-    engine.open_tunnel(id)
+fn open_tunnel(app: Porthole<'_>, id: u64) -> Reply<()> {
+    app.open_tunnel(id)
 }
 
 #[tauri::command]
-async fn write_ssh_config(engine: Eng<'_>) -> Reply<SshConfigReply> {
-    engine.write_ssh_config().await
+async fn write_ssh_config(app: Porthole<'_>) -> Reply<SshConfigReply> {
+    app.write_ssh_config().await
 }
 
 #[tauri::command]
-fn remove_ssh_config(engine: Eng<'_>) -> Reply<bool> {
-    engine.remove_ssh_config()
+fn remove_ssh_config(app: Porthole<'_>) -> Reply<bool> {
+    app.remove_ssh_config()
 }
 
 #[tauri::command]
-fn list_tunnels(engine: Eng<'_>) -> Vec<TunnelInfo> {
-    engine.list_tunnels()
+fn list_tunnels(app: Porthole<'_>) -> Vec<TunnelView> {
+    app.list_tunnels()
 }
 
 #[tauri::command]
-async fn stop_tunnel(engine: Eng<'_>, id: u64) -> Reply<bool> {
-    Ok(engine.stop_tunnel(id).await)
+async fn stop_tunnel(app: Porthole<'_>, id: u64) -> Reply<bool> {
+    Ok(app.stop_tunnel(id).await)
 }
 
 #[tauri::command]
-async fn stop_all(engine: Eng<'_>) -> Reply<()> {
-    engine.stop_all().await;
+async fn stop_all(app: Porthole<'_>) -> Reply<()> {
+    app.stop_all().await;
     Ok(())
 }
 
 #[tauri::command]
-fn copy_text(app: AppHandle, text: String) -> Reply<()> {
-    app.clipboard()
+fn copy_text(handle: AppHandle, text: String) -> Reply<()> {
+    handle
+        .clipboard()
         .write_text(text)
         .map_err(|e| UiError::new("clipboard", format!("cannot copy: {e}")))
 }
 
 #[tauri::command]
-fn tray_menu(engine: Eng<'_>) -> TrayMenu {
-    engine.tray_menu()
+fn tray_menu(app: Porthole<'_>) -> TrayMenu {
+    app.tray_menu()
 }
 
 #[tauri::command]
-fn get_settings(engine: Eng<'_>) -> Reply<SettingsReply> {
-    engine.settings()
+fn get_settings(app: Porthole<'_>) -> Reply<SettingsReply> {
+    app.settings()
 }
 
 #[tauri::command]
-fn save_settings(engine: Eng<'_>, settings: Settings) -> Reply<SettingsReply> {
-    let before = engine
-        .settings()
-        .map(|s| s.settings.start_at_login)
-        .unwrap_or(false);
-    if settings.start_at_login != before {
-        autostart::apply(settings.start_at_login)?;
-    }
-    engine.save_settings(settings)
+fn save_settings(app: Porthole<'_>, settings: Settings) -> Reply<SettingsReply> {
+    app.save_settings(settings)
 }
 
 #[tauri::command]
-fn test_terminal(engine: Eng<'_>, template: Option<String>) -> Reply<()> {
-    engine.test_terminal(template)
+fn test_terminal(app: Porthole<'_>, template: Option<String>) -> Reply<()> {
+    app.test_terminal(template)
 }
 
-/// What the Logs view shows.
+/// What the Logs view shows when it opens; new lines arrive as `log` events.
 #[derive(Serialize)]
 struct LogsReply {
     dir: Option<String>,
@@ -203,8 +192,8 @@ struct LogInfo {
 // ----- window, clipboard, quit -----
 
 /// Shows, restores and focuses the main window.
-pub fn show_main_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
+fn show_main_window(handle: &AppHandle) {
+    if let Some(window) = handle.get_webview_window("main") {
         let _ = window.show();
         let _ = window.unminimize();
         let _ = window.set_focus();
@@ -212,53 +201,83 @@ pub fn show_main_window(app: &AppHandle) {
 }
 
 /// Copies `text` to the clipboard, logging a failure.
-pub fn copy_to_clipboard(app: &AppHandle, text: &str) {
-    if let Err(e) = app.clipboard().write_text(text.to_owned()) {
+fn copy_to_clipboard(handle: &AppHandle, text: &str) {
+    if let Err(e) = handle.clipboard().write_text(text.to_owned()) {
         tracing::warn!(error = %e, "cannot copy to the clipboard");
     }
 }
 
 /// Stops every tunnel cleanly (closing connections, removing keys, stopping the demo),
 /// then exits.
-pub fn quit(app: AppHandle) {
+fn quit(handle: AppHandle) {
     if QUITTING.swap(true, Ordering::SeqCst) {
         return;
     }
     tracing::info!("quitting");
     tauri::async_runtime::spawn(async move {
-        if let Some(engine) = app.try_state::<Arc<Engine>>().map(|e| e.inner().clone()) {
-            engine.shutdown().await;
+        if let Some(app) = handle.try_state::<Arc<App>>().map(|e| e.inner().clone()) {
+            app.shutdown().await;
         }
-        app.exit(0);
+        handle.exit(0);
     });
 }
 
-/// Turns the tunnel manager's broadcast into `tunnel` events for the window and tray
-/// updates; removes a tunnel's SSH key when the tunnel is gone.
-fn forward_tunnel_events(app: AppHandle, engine: Arc<Engine>) {
-    let mut events = engine.tunnels().subscribe();
+// ----- the app's changes, pushed to the window and the tray -----
+
+/// Tunnel changes become `tunnel` events (and tray updates).
+fn forward_tunnels(handle: AppHandle, app: Arc<App>) {
+    let mut events = app.tunnel_manager().subscribe();
     tauri::async_runtime::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(event) => {
-                    if let TunnelEvent::Removed { id } = &event {
-                        engine.forget_key(*id);
-                    }
-                    let _ = app.emit("tunnel", &event);
+                    let _ = handle.emit("tunnel", app.on_tunnel_event(&event));
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Missed some updates: send the whole list instead.
-                    let _ = app.emit("tunnels", engine.list_tunnels());
+                    let _ = handle.emit("tunnels", app.list_tunnels());
                 }
                 Err(RecvError::Closed) => break,
             }
-            tray::refresh(&app, &engine);
+            tray::refresh(&handle, &app);
+        }
+    });
+}
+
+/// Account changes become `account` events (and tray updates: a failing account marks
+/// the icon red).
+fn forward_account(handle: AppHandle, app: Arc<App>) {
+    let mut changes = app.account_changes();
+    tauri::async_runtime::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let view = changes.borrow_and_update().clone();
+            let _ = handle.emit("account", view);
+            tray::refresh(&handle, &app);
+        }
+    });
+}
+
+/// New log lines become `log` events for the Logs view.
+fn forward_logs(handle: AppHandle, ring: &LogRing) {
+    let mut lines = ring.subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match lines.recv().await {
+                Ok(line) => {
+                    let _ = handle.emit("log", line);
+                }
+                // The view reads the ring again when told it missed lines.
+                Err(RecvError::Lagged(_)) => {
+                    let _ = handle.emit("log-lagged", ());
+                }
+                Err(RecvError::Closed) => break,
+            }
         }
     });
 }
 
 /// SIGTERM/SIGINT quit like the tray's Quit: tunnels are closed and keys removed.
-fn quit_on_signals(app: AppHandle) {
+fn quit_on_signals(handle: AppHandle) {
     tauri::async_runtime::spawn(async move {
         #[cfg(unix)]
         {
@@ -280,13 +299,13 @@ fn quit_on_signals(app: AppHandle) {
                 return;
             }
         }
-        quit(app);
+        quit(handle);
     });
 }
 
 /// Runs the app; returns when it exits.
 pub fn run() -> ExitCode {
-    let logging = logging::init();
+    let logging = logs::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let demo_mode = DemoMode::from_env(&args, std::env::var("PORTHOLE_DEMO").ok().as_deref());
     let paths = match Paths::default_locations() {
@@ -297,34 +316,37 @@ pub fn run() -> ExitCode {
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), ?demo_mode, "starting");
+    let ring = logging.ring.clone();
     let log_info = LogInfo {
         ring: logging.ring.clone(),
         dir: logging.dir.as_ref().map(|d| d.display().to_string()),
     };
-    let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_main_window(app);
+    let built = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|handle, _args, _cwd| {
+            show_main_window(handle);
         }))
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_shell::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(log_info)
         .manage(tray::TrayCache::default())
-        .setup(move |app| {
-            let handle = app.handle().clone();
+        .setup(move |tauri_app| {
+            let handle = tauri_app.handle().clone();
             let launcher = Arc::new(launch::TauriLauncher::new(handle.clone()));
-            let engine = Arc::new(Engine::new(
+            let app = Arc::new(App::new(
                 paths,
                 Arc::new(KeyringSecrets::new()),
                 launcher,
                 demo_mode,
             ));
-            app.manage(engine.clone());
-            if let Err(e) = tray::create(&handle, &engine) {
+            tauri_app.manage(app.clone());
+            if let Err(e) = tray::create(&handle, &app) {
                 // No tray host (or no appindicator): the window still works.
                 tracing::warn!(error = %e, "no tray icon");
             }
-            forward_tunnel_events(handle.clone(), engine);
+            forward_tunnels(handle.clone(), app.clone());
+            forward_account(handle.clone(), app);
+            forward_logs(handle.clone(), &ring);
             quit_on_signals(handle);
             Ok(())
         })
@@ -347,6 +369,7 @@ pub fn run() -> ExitCode {
             sign_in,
             start_demo,
             sign_out,
+            account,
             list_sessions,
             open_app,
             open_tunnel,
@@ -364,22 +387,22 @@ pub fn run() -> ExitCode {
             app_version,
         ])
         .build(tauri::generate_context!());
-    let app = match app {
-        Ok(app) => app,
+    let built = match built {
+        Ok(built) => built,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the app");
             eprintln!("porthole: cannot start the app: {e}");
             return ExitCode::FAILURE;
         }
     };
-    app.run(|app, event| {
+    built.run(|handle, event| {
         if let RunEvent::ExitRequested { api, code, .. } = event {
             if code.is_none() && !QUITTING.load(Ordering::SeqCst) {
                 // The last window went away: keep running in the tray.
                 api.prevent_exit();
             } else if !QUITTING.load(Ordering::SeqCst) {
                 api.prevent_exit();
-                quit(app.clone());
+                quit(handle.clone());
             }
         }
     });

@@ -1,15 +1,16 @@
-//! The tray icon and its menu, rendered from [`porthole_core::catalog::TrayMenu`] (the
-//! same data the `tray_menu` command returns, so tests see what the tray shows).
+//! The tray icon and its menu, rendered from [`porthole_app::presenter::TrayMenu`] (the
+//! same data the `tray_menu` command returns, so tests see what the tray shows); a menu
+//! item's id is a [`TrayCommand`], read back when it is clicked.
 
 use std::sync::{Arc, Mutex};
 
-use porthole_core::catalog::{TrayMenu, TrayState};
+use porthole_app::presenter::{TrayCommand, TrayItem, TrayMenu, TrayState, TunnelItem};
+use porthole_app::App;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Wry};
 
-use crate::engine::Engine;
 
 const TRAY_ID: &str = "porthole";
 
@@ -44,15 +45,10 @@ fn render(app: &AppHandle, model: &TrayMenu) -> tauri::Result<Menu<Wry>> {
             true,
         )?;
         for item in &tunnel.items {
-            let action = match *item {
-                "Open" => "open",
-                "Copy address" => "copy",
-                _ => "stop",
-            };
             sub.append(&MenuItem::with_id(
                 app,
-                format!("{action}:{}", tunnel.id),
-                *item,
+                TrayCommand::Tunnel(tunnel.id, *item).id(),
+                item.label(),
                 true,
                 None::<&str>,
             )?)?;
@@ -62,19 +58,20 @@ fn render(app: &AppHandle, model: &TrayMenu) -> tauri::Result<Menu<Wry>> {
     if !model.tunnels.is_empty() {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
     }
-    for action in &model.actions {
-        let id = match *action {
-            "Stop all" => "stop-all",
-            "Show Porthole" => "show",
-            _ => "quit",
-        };
-        menu.append(&MenuItem::with_id(app, id, *action, true, None::<&str>)?)?;
+    for item in &model.actions {
+        menu.append(&MenuItem::with_id(
+            app,
+            TrayCommand::App(*item).id(),
+            item.label(),
+            true,
+            None::<&str>,
+        )?)?;
     }
     Ok(menu)
 }
 
 /// Creates the tray icon with the current menu.
-pub fn create(app: &AppHandle, engine: &Arc<Engine>) -> tauri::Result<TrayIcon> {
+pub fn create(app: &AppHandle, engine: &Arc<App>) -> tauri::Result<TrayIcon> {
     let model = engine.tray_menu();
     let menu = render(app, &model)?;
     let tray = TrayIconBuilder::with_id(TRAY_ID)
@@ -101,7 +98,7 @@ pub fn create(app: &AppHandle, engine: &Arc<Engine>) -> tauri::Result<TrayIcon> 
 }
 
 /// Re-renders the tray if what it shows changed.
-pub fn refresh(app: &AppHandle, engine: &Engine) {
+pub fn refresh(app: &AppHandle, engine: &App) {
     let model = engine.tray_menu();
     let Some(cache) = app.try_state::<TrayCache>() else {
         return;
@@ -127,33 +124,33 @@ pub fn refresh(app: &AppHandle, engine: &Engine) {
 }
 
 fn on_menu(app: &AppHandle, id: &str) {
-    let Some(engine) = app.try_state::<Arc<Engine>>().map(|e| e.inner().clone()) else {
+    let Some(porthole) = app.try_state::<Arc<App>>().map(|e| e.inner().clone()) else {
         return;
     };
-    let (action, tunnel) = match id.split_once(':') {
-        Some((action, n)) => (action, n.parse::<u64>().ok()),
-        None => (id, None),
+    let Some(command) = TrayCommand::parse(id) else {
+        // The title line, or an id this build does not know: nothing to do.
+        tracing::debug!(id, "tray: not a command");
+        return;
     };
-    match (action, tunnel) {
-        ("show", _) => crate::show_main_window(app),
-        ("quit", _) => crate::quit(app.clone()),
-        ("stop-all", _) => {
-            tauri::async_runtime::spawn(async move { engine.stop_all().await });
+    match command {
+        TrayCommand::App(TrayItem::Show) => crate::show_main_window(app),
+        TrayCommand::App(TrayItem::Quit) => crate::quit(app.clone()),
+        TrayCommand::App(TrayItem::StopAll) => {
+            tauri::async_runtime::spawn(async move { porthole.stop_all().await });
         }
-        ("stop", Some(id)) => {
+        TrayCommand::Tunnel(id, TunnelItem::Stop) => {
             tauri::async_runtime::spawn(async move {
-                engine.stop_tunnel(id).await;
+                porthole.stop_tunnel(id).await;
             });
         }
-        ("open", Some(id)) => {
-            if let Err(e) = engine.open_tunnel(id) {
+        TrayCommand::Tunnel(id, TunnelItem::Open) => {
+            if let Err(e) = porthole.open_tunnel(id) {
                 tracing::warn!(error = %e, "tray: open failed");
             }
         }
-        ("copy", Some(id)) => match engine.tunnel_address(id) {
+        TrayCommand::Tunnel(id, TunnelItem::CopyAddress) => match porthole.tunnel_address(id) {
             Ok(address) => crate::copy_to_clipboard(app, &address),
             Err(e) => tracing::warn!(error = %e, "tray: copy failed"),
         },
-        _ => {}
     }
 }

@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("porthole: {e}");
+            match e.advice() {
+                Some(advice) => eprintln!("porthole: {e}; {advice}"),
+                None => eprintln!("porthole: {e}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -39,6 +39,30 @@ pub enum CliError {
     Usage(String),
 }
 
+impl CliError {
+    /// What to do about it, in the command's words, when the error itself cannot say
+    /// (the engine's errors state what happened; the front ends say what to do).
+    pub fn advice(&self) -> Option<&'static str> {
+        use porthole_core::tunnel::TunnelError;
+        match self {
+            CliError::Tunnel(TunnelError::PortInUse { .. }) => {
+                Some("pick another with --port, or omit it for a free one")
+            }
+            CliError::Api(ApiError::SessionNotFound { .. })
+            | CliError::Tunnel(TunnelError::Api(ApiError::SessionNotFound { .. })) => {
+                Some("`porthole sessions` lists yours")
+            }
+            CliError::Profile(ProfileError::NotFound(_)) => {
+                Some("`porthole profile list` shows them")
+            }
+            CliError::Profile(ProfileError::NoSecret(_)) => {
+                Some("add the profile again with `porthole profile add` to store it")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Builds a signed-in client from `--profile`, else BACKEND_* variables, else the active
 /// profile.
 pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {

@@ -3,10 +3,10 @@
 //! the `porthole` command are thin layers over it.
 
 pub mod api;
-pub mod catalog;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod profiles;
-pub mod settings;
 pub mod ssh;
 pub mod ssh_config;
-pub mod terminal;
+pub mod toml_file;
 pub mod tunnel;

@@ -3,11 +3,11 @@
 //! [`SecretStore`] trait, so tests can swap in [`MemorySecrets`].
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::toml_file::{self, TomlFileError};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ClientOptions, Credentials, Endpoint, TlsOptions};
@@ -111,7 +111,7 @@ pub enum ProfileError {
     #[error("invalid profile: {0}")]
     Invalid(String),
     /// No profile by that name.
-    #[error("no profile named {0:?}; `porthole profile list` shows them")]
+    #[error("no profile named {0:?}")]
     NotFound(String),
     /// The name is taken.
     #[error("a profile named {0:?} already exists; remove it first or pick another name")]
@@ -139,8 +139,26 @@ pub enum ProfileError {
     #[error("the OS keychain failed: {0}. On Linux a Secret Service (GNOME Keyring, KWallet) must be running and unlocked.")]
     Keychain(String),
     /// The profile has no secret stored.
-    #[error("no secret is stored for profile {0:?}; add the profile again to store it")]
+    #[error("no secret is stored in the keychain for profile {0:?}")]
     NoSecret(String),
+}
+
+impl From<TomlFileError> for ProfileError {
+    fn from(e: TomlFileError) -> Self {
+        match e {
+            TomlFileError::Io {
+                action,
+                path,
+                source,
+            } => ProfileError::Io {
+                action,
+                path,
+                source,
+            },
+            TomlFileError::Corrupt { path, detail } => ProfileError::Corrupt { path, detail },
+            TomlFileError::Encode { detail, .. } => ProfileError::Invalid(detail),
+        }
+    }
 }
 
 /// The profiles file: every profile plus which one is in use.
@@ -282,38 +300,12 @@ impl ProfileStore {
 
     /// Reads the file; a missing file is an empty one.
     pub fn load(&self) -> Result<ProfileFile, ProfileError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ProfileFile::default()),
-            Err(source) => {
-                return Err(ProfileError::Io {
-                    action: "read",
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        };
-        toml::from_str(&text).map_err(|e| ProfileError::Corrupt {
-            path: self.path.clone(),
-            detail: crate::api::one_line(&e.to_string(), 200),
-        })
+        Ok(toml_file::load(&self.path)?)
     }
 
     /// Writes the file atomically (temp file + rename), so a crash never leaves half.
     pub fn save(&self, file: &ProfileFile) -> Result<(), ProfileError> {
-        let io_err = |source| ProfileError::Io {
-            action: "write",
-            path: self.path.clone(),
-            source,
-        };
-        let text =
-            toml::to_string_pretty(file).map_err(|e| ProfileError::Invalid(e.to_string()))?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-        io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io_err)?;
-        tmp.persist(&self.path).map_err(|e| io_err(e.error))?;
-        Ok(())
+        Ok(toml_file::save(&self.path, file)?)
     }
 
     /// Adds a profile and its secret. The secret is stored first, so a failing keychain
@@ -385,6 +377,7 @@ impl ProfileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn api_profile(name: &str) -> Profile {
         Profile {

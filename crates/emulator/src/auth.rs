@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 use crate::problem::Problem;
 use crate::state::Shared;
-use crate::version::ApiVersion;
+use porthole_core::api::version::ApiVersion;
 
 /// The accepted clock skew: dates must lie strictly within ±15 minutes of the server's time.
 pub(crate) const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(15);

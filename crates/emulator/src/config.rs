@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::version::ApiVersion;
+use porthole_core::api::version::ApiVersion;
 
 /// The API version reported when the config does not set one.
 pub const DEFAULT_API_VERSION: &str = "v8.20240915";

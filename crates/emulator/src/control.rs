@@ -14,12 +14,12 @@
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::error::EmulatorError;
 use crate::json::J;
-use crate::manager::Req;
 use crate::params::percent_decode;
 use crate::problem::{json_response, Problem};
+use crate::request::Req;
 use crate::state::{SessionRt, Shared};
-use crate::EmulatorError;
 
 /// The path prefix of the control API.
 pub const CONTROL_PREFIX: &str = "/_emulator/";

@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, KeypairConfig, ServiceConfig, SessionConfig, UserConfig};
+use crate::error::EmulatorError;
 use crate::server::{Emulator, RunningEmulator, StartOptions};
-use crate::EmulatorError;
 
 /// The demo keypair's access key.
 pub const DEMO_ACCESS_KEY: &str = "AKIAPORTHOLEDEMO0001";

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Caller;
 use crate::config::FileSource;
 use crate::json::J;
-use crate::manager::{lookup_problem, Req};
 use crate::params::{self, Field, Key, Kind};
 use crate::problem::Problem;
 use crate::release::Download;
+use crate::request::Req;
 use crate::state::Shared;
 
 /// The agent's error for a file it cannot read, wrapped as the manager does.
@@ -66,9 +66,9 @@ pub(crate) async fn download_single(
         Err(problem) => return problem.into_response(),
     };
     let file = params["file"].as_str().unwrap_or_default();
-    let session = match shared.find_session(&caller.access_key, session_ref) {
+    let session = match shared.session_for(&caller.access_key, session_ref) {
         Ok(s) => s,
-        Err(lookup) => return lookup_problem(shared, caller, session_ref, lookup).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     if !session.has_ports() {
         // No kernel on an agent yet (or any more): the agent RPC cannot be made.

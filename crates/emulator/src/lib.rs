@@ -41,49 +41,25 @@ mod auth;
 pub mod config;
 pub mod control;
 pub mod demo;
+mod error;
 mod files;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod graphql;
 mod json;
 mod manager;
 mod params;
 mod problem;
 mod release;
+mod request;
 mod server;
 mod state;
 pub mod stream;
-pub mod version;
 pub mod webserver;
 
 pub use config::{
     Config, ConfigError, FileSource, KeypairConfig, Role, ServiceConfig, SessionConfig, UserConfig,
 };
+pub use error::EmulatorError;
+pub use porthole_core::api::version::ApiVersion;
 pub use server::{Emulator, RunningEmulator, StartOptions};
-pub use version::ApiVersion;
-
-/// Errors of the emulator's library API.
-#[derive(Debug, thiserror::Error)]
-pub enum EmulatorError {
-    /// The configuration is invalid.
-    #[error("invalid config: {0}")]
-    Config(String),
-    /// The configuration file could not be loaded.
-    #[error(transparent)]
-    ConfigFile(#[from] ConfigError),
-    /// The listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The requested address.
-        addr: std::net::SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// No session has that name or UUID.
-    #[error("no session is named {0:?} or has that id")]
-    UnknownSession(String),
-    /// More than one session has that name (use the UUID).
-    #[error("more than one session is named {0:?}; use its id")]
-    AmbiguousSession(String),
-    /// Not a Backend.AI session status.
-    #[error("unknown session status {0:?} (expected one of {statuses})", statuses = config::SESSION_STATUSES.join(", "))]
-    UnknownStatus(String),
-}

@@ -8,10 +8,8 @@
 
 use std::sync::Arc;
 
-use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use chrono::Utc;
 
 use crate::auth::{self, Caller};
@@ -20,28 +18,10 @@ use crate::json::J;
 use crate::params::{self, Key, Kind};
 use crate::problem::{json_response, Problem};
 use crate::release::{Download, Release};
-use crate::state::{push_optional_fields, Lookup, Shared};
+use crate::request::{Req, Via};
+use crate::state::{push_optional_fields, Shared};
 use crate::stream::{self, Mode};
-use crate::version::ApiVersion;
-
-/// How a request reached the manager.
-#[derive(Debug, Clone)]
-pub(crate) enum Via {
-    /// Directly, keypair-signed (API mode).
-    Api,
-    /// Through the web server (`/func/...`) for a logged-in user: no signature.
-    Web { access_key: String },
-    /// Through the web server's anonymous `GET /func/`.
-    WebAnonymous,
-}
-
-/// A request as the manager sees it.
-pub(crate) struct Req {
-    pub(crate) parts: Parts,
-    /// The raw (percent-encoded) path, without the web server's `/func` prefix.
-    pub(crate) path: String,
-    pub(crate) body: Bytes,
-}
+use porthole_core::api::version::ApiVersion;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
@@ -73,20 +53,24 @@ fn resolve(method: &Method, path: &str, version: ApiVersion) -> Result<Route, Pr
         ["auth", "authorize"] => only("POST", Route::Authorize),
         ["admin", "gql"] if version >= ApiVersion::ADMIN_GQL => only("POST", Route::Gql),
         ["admin", "graphql"] => only("POST", Route::GqlLegacy),
-        ["stream", "session", s, "apps"] if !version.uses_kernel_paths() && !s.is_empty() => {
+        ["stream", "session", s, "apps"]
+            if (version >= ApiVersion::SESSION_PATHS) && !s.is_empty() =>
+        {
             only("GET", Route::Apps(seg(s)))
         }
         ["stream", "session", s, "httpproxy" | "tcpproxy"]
-            if !version.uses_kernel_paths() && !s.is_empty() =>
+            if (version >= ApiVersion::SESSION_PATHS) && !s.is_empty() =>
         {
             only("GET", Route::Proxy(seg(s)))
         }
         ["stream", "kernel", s, "httpproxy" | "tcpproxy"]
-            if version.uses_kernel_paths() && !s.is_empty() =>
+            if (version < ApiVersion::SESSION_PATHS) && !s.is_empty() =>
         {
             only("GET", Route::Proxy(seg(s)))
         }
-        ["session", s, "download_single"] if !version.uses_kernel_paths() && !s.is_empty() => {
+        ["session", s, "download_single"]
+            if (version >= ApiVersion::SESSION_PATHS) && !s.is_empty() =>
+        {
             match Release::of(version).download {
                 // 23.09 and older register GET only, so POST gets 405.
                 Download::Get => only("GET", Route::Download(seg(s))),
@@ -98,7 +82,9 @@ fn resolve(method: &Method, path: &str, version: ApiVersion) -> Result<Route, Pr
                 Download::PostQuery => only("POST", Route::Download(seg(s))),
             }
         }
-        ["kernel", s, "download_single"] if version.uses_kernel_paths() && !s.is_empty() => {
+        ["kernel", s, "download_single"]
+            if (version < ApiVersion::SESSION_PATHS) && !s.is_empty() =>
+        {
             only("GET", Route::Download(seg(s)))
         }
         _ => Err(not_found()),
@@ -307,56 +293,11 @@ fn gql(shared: &Shared, caller: &Caller, req: &Req, legacy: bool) -> Response {
     json_response(StatusCode::OK, &result.formatted())
 }
 
-/// Maps a failed session lookup to the manager's 404s (26.x: a session id the caller may
-/// not read, which includes ids of no session at all, is a 403 of its RBAC check).
-pub(crate) fn lookup_problem(
-    shared: &Shared,
-    caller: &Caller,
-    session_ref: &str,
-    lookup: Lookup,
-) -> Problem {
-    match lookup {
-        Lookup::NotFound
-            if shared.release.entity_not_found && uuid::Uuid::parse_str(session_ref).is_ok() =>
-        {
-            let user = shared
-                .user_ids
-                .get(&caller.access_key)
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            Problem::new(
-                StatusCode::FORBIDDEN,
-                "not-enough-permission",
-                "Insufficient permission to perform this operation.",
-            )
-            .code("permission_access_forbidden")
-            .msg(format!(
-                "User {user} lacks permission <Permission.READ: 1> on session {session_ref}"
-            ))
-        }
-        // 26.x: the repository's generic "no such row".
-        Lookup::NotFound if shared.release.entity_not_found => Problem::new(
-            StatusCode::NOT_FOUND,
-            "entity-not-found",
-            "Entity not found.",
-        )
-        .code("session_read_not-found")
-        .msg("No SessionRow matches the given key"),
-        Lookup::NotFound => Problem::session_not_found(session_ref),
-        Lookup::Ambiguous(matches) => Problem::new(
-            StatusCode::NOT_FOUND,
-            "too-many-sessions-matched",
-            "Too many sessions matched.",
-        )
-        .data(J::obj().with("matches", J::Arr(matches))),
-    }
-}
-
 /// `GET /stream/session/{id}/apps`: `[{"name","protocol","ports"}]`, `[]` without ports.
 fn apps(shared: &Shared, caller: &Caller, session_ref: &str) -> Response {
-    let session = match shared.find_session(&caller.access_key, session_ref) {
+    let session = match shared.session_for(&caller.access_key, session_ref) {
         Ok(s) => s,
-        Err(lookup) => return lookup_problem(shared, caller, session_ref, lookup).into_response(),
+        Err(problem) => return problem.into_response(),
     };
     if !session.has_ports() {
         if shared.release.apps_of_not_running_is_404 {

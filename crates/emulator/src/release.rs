@@ -8,7 +8,7 @@
 //! - from `v9.20250722` (25.12, 26.x): as the real 26.9.6 was seen to answer
 //!   (tests/rigs/26.9), differences listed in docs/protocol.md.
 
-use crate::version::ApiVersion;
+use porthole_core::api::version::ApiVersion;
 
 /// How `download_single` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,27 @@ impl Release {
             },
         }
     }
+}
+
+/// The manager release that first reported `version`, when it is a known one (what `GET /`
+/// reports when the config names no release).
+pub(crate) fn known_manager_version(version: ApiVersion) -> Option<&'static str> {
+    Some(match (version.major, version.revision) {
+        (4, 20181215) => "18.12.0",
+        (4, 20190315) => "19.03.0",
+        (4, 20190615) => "19.09.0",
+        (5, 20191215) => "20.03.0",
+        (6, 20200815) => "20.09.0",
+        (6, 20210815) => "21.09.0",
+        (6, 20220315) => "22.03.0",
+        (6, 20220615) => "22.09.0",
+        (6, 20230315) => "23.03.0",
+        (7, 20230615) => "23.09.10",
+        (8, 20240315) => "24.03.0",
+        (8, 20240915) => "24.09.0",
+        (9, 20250722) => "25.12.0",
+        _ => return None,
+    })
 }
 
 tokio::task_local! {

@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::control::{self, CONTROL_PREFIX};
-use crate::manager::{self, Req, Via};
+use crate::error::EmulatorError;
+use crate::manager;
 use crate::problem::Problem;
+use crate::request::{Req, Via};
 use crate::state::Shared;
 use crate::webserver;
-use crate::EmulatorError;
 
 /// Request bodies larger than this are refused (the manager's own bodies are small).
 const MAX_BODY: usize = 8 * 1024 * 1024;

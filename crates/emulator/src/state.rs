@@ -12,9 +12,12 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::{Config, FileSource, KeypairConfig, Role, ServiceConfig, SESSION_STATUSES};
+use axum::http::StatusCode;
+
+use crate::error::EmulatorError;
 use crate::json::J;
-use crate::version::ApiVersion;
-use crate::EmulatorError;
+use crate::problem::Problem;
+use porthole_core::api::version::ApiVersion;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +66,7 @@ impl Shared {
         let manager_version = config
             .manager_version
             .clone()
-            .or_else(|| api_version.known_manager_version().map(str::to_owned));
+            .or_else(|| crate::release::known_manager_version(api_version).map(str::to_owned));
         let now = Utc::now();
         let default_group = Uuid::new_v4();
         let first_key = config
@@ -192,6 +195,55 @@ impl Shared {
                     .collect(),
             )),
         }
+    }
+
+    /// [`Shared::find_session`], a failure answered as the manager answers it: 404s, and
+    /// on 26.x a 403 for a session id the caller may not read (which includes ids of no
+    /// session at all: its RBAC check comes before the lookup).
+    pub(crate) fn session_for(
+        &self,
+        access_key: &str,
+        session_ref: &str,
+    ) -> Result<Arc<SessionRt>, Problem> {
+        let lookup = match self.find_session(access_key, session_ref) {
+            Ok(session) => return Ok(session),
+            Err(lookup) => lookup,
+        };
+        Err(match lookup {
+            Lookup::NotFound
+                if self.release.entity_not_found && Uuid::parse_str(session_ref).is_ok() =>
+            {
+                let user = self
+                    .user_ids
+                    .get(access_key)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "not-enough-permission",
+                    "Insufficient permission to perform this operation.",
+                )
+                .code("permission_access_forbidden")
+                .msg(format!(
+                    "User {user} lacks permission <Permission.READ: 1> on session {session_ref}"
+                ))
+            }
+            // 26.x: the repository's generic "no such row".
+            Lookup::NotFound if self.release.entity_not_found => Problem::new(
+                StatusCode::NOT_FOUND,
+                "entity-not-found",
+                "Entity not found.",
+            )
+            .code("session_read_not-found")
+            .msg("No SessionRow matches the given key"),
+            Lookup::NotFound => Problem::session_not_found(session_ref),
+            Lookup::Ambiguous(matches) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "too-many-sessions-matched",
+                "Too many sessions matched.",
+            )
+            .data(J::obj().with("matches", J::Arr(matches))),
+        })
     }
 
     /// Finds any session (any owner, any status) by name or UUID, for the control API.

@@ -40,11 +40,10 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
-use crate::manager::lookup_problem;
 use crate::params::{self, Field, Key, Kind};
 use crate::problem::Problem;
 use crate::state::{RelayGuard, Shared};
-use crate::version::ApiVersion;
+use porthole_core::api::version::ApiVersion;
 
 /// Largest chunk the relay reads from the target (one BINARY frame each).
 pub const RELAY_CHUNK: usize = 256 * 1024;
@@ -129,9 +128,7 @@ async fn prepare(
         params::check(&params::raw_params(b"", query)?, PROXY_KEYS)?
     };
     let app = params["app"].as_str().unwrap_or_default();
-    let session = shared
-        .find_session(&caller.access_key, session_ref)
-        .map_err(|lookup| lookup_problem(shared, caller, session_ref, lookup))?;
+    let session = shared.session_for(&caller.access_key, session_ref)?;
     if !session.has_ports() {
         if shared.release.not_running_is_404 {
             // 26.x looks the session up among the running ones, by its id.
@@ -165,7 +162,7 @@ async fn prepare(
     };
     match service.cfg.protocol.as_str() {
         "tcp" | "http" | "preopen" => {}
-        "vnc" | "rdp" if shared.api_version >= ApiVersion::VNC_RDP => {}
+        "vnc" | "rdp" if shared.api_version >= ApiVersion::V9 => {}
         // NotImplementedError in the manager.
         "pty" => return Err(Problem::internal()),
         other => {

@@ -23,8 +23,9 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::json::J;
-use crate::manager::{self, Req, Via};
+use crate::manager;
 use crate::problem::{json_response, Problem, PROBLEM_CONTENT_TYPE, PROBS};
+use crate::request::{Req, Via};
 use crate::state::{lock, Shared};
 
 /// The login cookie's name.

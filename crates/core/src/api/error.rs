@@ -154,7 +154,7 @@ pub enum ApiError {
     #[error("too many failed sign-in attempts (429); wait about 20 minutes before trying again.")]
     TooManyLogins,
     /// 404 "No such session."
-    #[error("no session {session:?} on this endpoint; it may have ended. Refresh the session list to see yours.")]
+    #[error("no session {session:?} on this endpoint; it may have ended")]
     SessionNotFound {
         /// The name or id asked for.
         session: String,

@@ -15,18 +15,32 @@ pub struct ApiVersion {
 }
 
 /// The newest API version this client implements: 25.12 and 26.x (verified on 26.9.6).
-pub const CLIENT_API_VERSION: ApiVersion = ApiVersion {
-    major: 9,
-    revision: 20250722,
-};
+pub const CLIENT_API_VERSION: ApiVersion = ApiVersion::V9;
 
-/// The oldest API version servers accept at all (protocol doc §2).
-pub const OLDEST_SUPPORTED: ApiVersion = ApiVersion {
-    major: 4,
-    revision: 20181215,
-};
+/// The oldest API version servers accept at all (docs/protocol.md).
+pub const OLDEST_SUPPORTED: ApiVersion = ApiVersion::OLDEST;
 
+/// The versions where something a client can tell changed: one list, for the client and
+/// the emulator alike.
 impl ApiVersion {
+    /// A version from its parts.
+    pub const fn new(major: u32, revision: u32) -> ApiVersion {
+        ApiVersion { major, revision }
+    }
+
+    /// 18.12: the oldest version any manager accepts (the body is no longer signed).
+    pub const OLDEST: ApiVersion = ApiVersion::new(4, 20181215);
+    /// 20.03: `/session/...` and `/stream/session/...` replace `/kernel/...`.
+    pub const SESSION_PATHS: ApiVersion = ApiVersion::new(5, 20191215);
+    /// 21.09: `POST /admin/gql` with standard `{data, errors}` replies.
+    pub const ADMIN_GQL: ApiVersion = ApiVersion::new(6, 20210815);
+    /// 23.09: service ports carry `is_inference`.
+    pub const IS_INFERENCE: ApiVersion = ApiVersion::new(7, 20230615);
+    /// 24.09: `download_single` by POST.
+    pub const POST_DOWNLOAD: ApiVersion = ApiVersion::new(8, 20240915);
+    /// 25.12 and 26.x: vnc and rdp ports relayed, and 26.x's answers (docs/protocol.md).
+    pub const V9: ApiVersion = ApiVersion::new(9, 20250722);
+
     /// The version to send to a server that reports `server`: the older of the two.
     pub fn negotiate(server: ApiVersion) -> ApiVersion {
         server.min(CLIENT_API_VERSION)
@@ -34,7 +48,7 @@ impl ApiVersion {
 
     /// Which stream path family this version uses.
     pub fn stream_paths(self) -> StreamPaths {
-        if self.major <= 4 {
+        if self < ApiVersion::SESSION_PATHS {
             StreamPaths::Kernel
         } else {
             StreamPaths::Session
@@ -43,18 +57,17 @@ impl ApiVersion {
 
     /// Whether `download_single` is served by POST (24.09, v8.20240915, and later).
     pub fn download_single_is_post(self) -> bool {
-        self >= ApiVersion {
-            major: 8,
-            revision: 20240915,
-        }
+        self >= ApiVersion::POST_DOWNLOAD
     }
 
     /// Whether GraphQL lives at `/admin/gql` (v6.20210815+) rather than `/admin/graphql`.
     pub fn has_admin_gql(self) -> bool {
-        self >= ApiVersion {
-            major: 6,
-            revision: 20210815,
-        }
+        self >= ApiVersion::ADMIN_GQL
+    }
+
+    /// Whether `vnc` and `rdp` service ports are relayed (25.12 and later).
+    pub fn relays_vnc_rdp(self) -> bool {
+        self >= ApiVersion::V9
     }
 }
 

@@ -291,14 +291,13 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Fuzzing entry, not API: reads `reply` as the server's answer to an upgrade request the
-/// way [`upgrade`] does (the head, then for anything but 101 the body), and returns the
-/// status, the headers and the bytes after the head (101) or the body (a refusal).
-#[doc(hidden)]
+/// For the fuzz targets ([`crate::fuzzing`]): reads `reply` as the server's answer to an
+/// upgrade request the way [`upgrade`] does (the head, then for anything but 101 the body),
+/// and returns the status, the headers and the bytes after the head (101) or the body (a
+/// refusal).
+#[cfg(any(test, feature = "fuzzing"))]
 #[allow(clippy::type_complexity)]
-pub fn fuzz_parse_upgrade_reply(
-    reply: &[u8],
-) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+pub fn parse_upgrade_reply(reply: &[u8]) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
     static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
         std::sync::OnceLock::new();
     let runtime = RUNTIME
@@ -324,9 +323,10 @@ pub fn fuzz_parse_upgrade_reply(
     })
 }
 
-/// Fuzzing entry, not API: the payload of a complete chunked body (see `dechunk`).
-#[doc(hidden)]
-pub fn fuzz_dechunk(data: &[u8]) -> Option<Vec<u8>> {
+/// For the fuzz targets ([`crate::fuzzing`]): the payload of a complete chunked body (see
+/// `dechunk`).
+#[cfg(feature = "fuzzing")]
+pub fn dechunk_body(data: &[u8]) -> Option<Vec<u8>> {
     dechunk(data)
 }
 
@@ -484,7 +484,7 @@ mod tests {
         assert_eq!(dechunk(b"fffffffffffffffe\r\nabc"), None);
         let reply = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n\
                       ffffffffffffffff\r\nabc\r\n0\r\n\r\n";
-        let (status, _, body) = fuzz_parse_upgrade_reply(reply).unwrap();
+        let (status, _, body) = parse_upgrade_reply(reply).unwrap();
         assert_eq!(status, 500);
         assert_eq!(body, b"ffffffffffffffff\r\nabc\r\n0\r\n\r\n");
     }

@@ -6,7 +6,7 @@
 //! and releases the port before [`Tunnel::stop`] returns.
 
 mod address;
-mod connector;
+pub(crate) mod connector;
 mod host_guard;
 pub mod link;
 mod manager;
@@ -31,8 +31,6 @@ use tokio_util::task::TaskTracker;
 use crate::api::{ApiError, AppLaunch, BackendClient, ComputeSession, ServicePort};
 
 pub use address::{app_url, local_host_name, LOCALHOST_SUFFIX};
-#[doc(hidden)]
-pub use connector::{fuzz_dechunk, fuzz_parse_upgrade_reply};
 pub use connector::{open_app_stream, AppStream};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
@@ -87,9 +85,7 @@ impl Default for TunnelOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
     /// The local port is taken.
-    #[error(
-        "local port {port} is already in use; pick another with --port or omit it for a free one"
-    )]
+    #[error("local port {port} is already in use by another program")]
     PortInUse {
         /// The port asked for.
         port: u16,

@@ -1,13 +1,15 @@
 //! Logging: `tracing` to a daily-rotated file in the platform log dir (seven files kept)
-//! and to an in-memory ring of recent lines that the Logs view shows. Nothing secret is
-//! logged anywhere in the app: credentials have redacting `Debug` impls and no code logs
-//! headers, keys, cookies or passwords.
+//! and to an in-memory ring of recent lines that the Logs view shows, each new line also
+//! pushed to whoever listens ([`LogRing::subscribe`]: the window's `log` events), so the
+//! view never polls. Nothing secret is logged anywhere in the app: credentials have
+//! redacting `Debug` impls and no code logs headers, keys, cookies or passwords.
 
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::broadcast;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -16,10 +18,24 @@ use tracing_subscriber::EnvFilter;
 /// How many recent lines the Logs view can show.
 const RING_LINES: usize = 1000;
 
+/// How many new lines a slow listener may fall behind before it misses some (and, being
+/// told so, reads [`LogRing::recent`] again).
+const PUSHED_LINES: usize = 256;
+
 /// The most recent log lines, shared by the writer and the Logs view.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LogRing {
     lines: Arc<Mutex<VecDeque<String>>>,
+    pushed: broadcast::Sender<String>,
+}
+
+impl Default for LogRing {
+    fn default() -> Self {
+        LogRing {
+            lines: Arc::default(),
+            pushed: broadcast::channel(PUSHED_LINES).0,
+        }
+    }
 }
 
 impl LogRing {
@@ -30,7 +46,14 @@ impl LogRing {
                 lines.pop_front();
             }
             lines.push_back(line.to_owned());
+            // Nobody listening is fine: the ring keeps the line.
+            let _ = self.pushed.send(line.to_owned());
         }
+    }
+
+    /// Every line from now on, as it is written.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.pushed.subscribe()
     }
 
     /// The last `max` lines, oldest first.
@@ -149,5 +172,15 @@ mod tests {
         let recent = ring.recent(3);
         assert_eq!(recent, ["line 1002", "line 1003", "line 1004"]);
         assert_eq!(ring.recent(usize::MAX).len(), RING_LINES);
+    }
+
+    #[test]
+    fn new_lines_are_pushed_to_listeners() {
+        let ring = LogRing::default();
+        let mut listener = ring.subscribe();
+        ring.make_writer().write_all(b"one\ntwo\n").unwrap();
+        assert_eq!(listener.try_recv().unwrap(), "one");
+        assert_eq!(listener.try_recv().unwrap(), "two");
+        assert!(listener.try_recv().is_err());
     }
 }

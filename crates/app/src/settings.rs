@@ -1,12 +1,15 @@
 //! The desktop app's settings and the local ports it remembers per session and app, each
-//! in a small TOML file. Neither file ever holds a secret.
+//! in a small TOML file ([`porthole_core::toml_file`]). Neither file ever holds a secret.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use porthole_core::toml_file::{self, TomlFileError};
 use serde::{Deserialize, Serialize};
+
+use crate::error::UiError;
+use crate::App;
 
 /// Colour scheme of the app.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,38 +118,30 @@ impl SettingsError {
     }
 }
 
-fn load_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T, SettingsError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(T::default()),
-        Err(source) => {
-            return Err(SettingsError::Io {
-                action: "read",
-                path: path.to_owned(),
+impl From<TomlFileError> for SettingsError {
+    fn from(e: TomlFileError) -> Self {
+        match e {
+            TomlFileError::Io {
+                action,
+                path,
                 source,
-            })
+            } => SettingsError::Io {
+                action,
+                path,
+                source,
+            },
+            TomlFileError::Corrupt { path, detail } => SettingsError::Corrupt { path, detail },
+            TomlFileError::Encode { detail, .. } => SettingsError::Invalid(detail),
         }
-    };
-    toml::from_str(&text).map_err(|e| SettingsError::Corrupt {
-        path: path.to_owned(),
-        detail: crate::api::one_line(&e.to_string(), 200),
-    })
+    }
 }
 
-/// Writes atomically (temp file + rename), so a crash never leaves half a file.
+fn load_toml<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T, SettingsError> {
+    Ok(toml_file::load(path)?)
+}
+
 fn save_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), SettingsError> {
-    let io_err = |source| SettingsError::Io {
-        action: "write",
-        path: path.to_owned(),
-        source,
-    };
-    let text = toml::to_string_pretty(value).map_err(|e| SettingsError::Invalid(e.to_string()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-    io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    Ok(toml_file::save(path, value)?)
 }
 
 /// The settings file (`settings.toml` in the platform config dir).
@@ -163,7 +158,7 @@ impl SettingsStore {
 
     /// The store next to the profiles file in the platform config dir.
     pub fn default_location() -> Option<Self> {
-        crate::profiles::config_dir().map(|dir| Self::at(dir.join("settings.toml")))
+        porthole_core::profiles::config_dir().map(|dir| Self::at(dir.join("settings.toml")))
     }
 
     /// The file's path.
@@ -212,7 +207,7 @@ impl PortMemory {
 
     /// The memory in the platform config dir.
     pub fn default_location() -> Option<Self> {
-        crate::profiles::config_dir().map(|dir| Self::at(dir.join("ports.toml")))
+        porthole_core::profiles::config_dir().map(|dir| Self::at(dir.join("ports.toml")))
     }
 
     /// The port remembered for `key` (see [`port_key`]).
@@ -241,21 +236,55 @@ impl PortMemory {
 
     /// Forgets every remembered port.
     pub fn clear(&self) -> Result<(), SettingsError> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(SettingsError::Io {
-                action: "remove",
-                path: self.path.clone(),
-                source,
-            }),
+        Ok(toml_file::remove(&self.path)?)
+    }
+}
+
+/// The settings plus what the Settings screen shows beside them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsReply {
+    /// The stored settings.
+    pub settings: Settings,
+    /// The terminal command used when none is set.
+    pub default_terminal: String,
+    /// The refresh interval's bounds, in seconds (the form's limits).
+    pub refresh_bounds: (u32, u32),
+}
+
+impl App {
+    /// The settings and the detected default terminal.
+    pub fn settings(&self) -> Result<SettingsReply, UiError> {
+        Ok(SettingsReply {
+            settings: self.settings.load()?,
+            default_terminal: crate::terminal::default_terminal(),
+            refresh_bounds: (MIN_REFRESH_SECS, MAX_REFRESH_SECS),
+        })
+    }
+
+    /// Validates and stores the settings; turning port memory off forgets the ports, and
+    /// a change of "Start at login" adds or removes the autostart entry.
+    pub fn save_settings(&self, settings: Settings) -> Result<SettingsReply, UiError> {
+        let before = self.settings.load().map(|s| s.start_at_login).unwrap_or(false);
+        if settings.start_at_login != before {
+            crate::autostart::apply(settings.start_at_login)?;
         }
+        let mut settings = settings;
+        settings.terminal_command = settings
+            .terminal_command
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        self.settings.save(&settings)?;
+        if !settings.remember_ports {
+            self.ports.clear()?;
+        }
+        self.settings()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn settings_round_trip_with_defaults_for_missing_keys() {

@@ -2,10 +2,9 @@
 //! known apps, what one click does, why a session's apps are unavailable, and the tray
 //! menu as data (so tests can assert what the tray shows).
 
-use serde::Serialize;
-
-use crate::api::{ComputeSession, ServicePort};
-use crate::tunnel::{TunnelInfo, TunnelState};
+use porthole_core::api::{ComputeSession, ServicePort};
+use porthole_core::tunnel::{TunnelInfo, TunnelState};
+use serde::{Serialize, Serializer};
 
 /// What one click on an app does once its tunnel is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -192,11 +191,6 @@ pub fn session_view(session: &ComputeSession) -> SessionView {
     }
 }
 
-/// The URL a browser opens for a web app's tunnel.
-pub fn tunnel_url(info: &TunnelInfo) -> Option<String> {
-    info.url.clone()
-}
-
 /// Where the user reaches a tunnel: `host:port` of its URL for web apps (their own
 /// `*.localhost` name), else the local address.
 pub fn tunnel_address(info: &TunnelInfo) -> String {
@@ -219,10 +213,116 @@ pub enum TrayState {
     Error,
 }
 
+/// An entry of a tunnel's submenu in the tray.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelItem {
+    /// Open the web app in the browser.
+    Open,
+    /// Copy the URL or address.
+    CopyAddress,
+    /// Stop the tunnel.
+    Stop,
+}
+
+impl TunnelItem {
+    /// The entry's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            TunnelItem::Open => "Open",
+            TunnelItem::CopyAddress => "Copy address",
+            TunnelItem::Stop => "Stop",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            TunnelItem::Open => "open",
+            TunnelItem::CopyAddress => "copy",
+            TunnelItem::Stop => "stop",
+        }
+    }
+}
+
+/// An entry of the tray menu after the tunnels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayItem {
+    /// Stop every tunnel.
+    StopAll,
+    /// Show the window.
+    Show,
+    /// Quit, closing every tunnel.
+    Quit,
+}
+
+impl TrayItem {
+    /// The entry's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrayItem::StopAll => "Stop all",
+            TrayItem::Show => "Show Porthole",
+            TrayItem::Quit => "Quit",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            TrayItem::StopAll => "stop-all",
+            TrayItem::Show => "show",
+            TrayItem::Quit => "quit",
+        }
+    }
+}
+
+// The tray model serialises each entry as its words, as the tray shows them.
+impl Serialize for TunnelItem {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
+    }
+}
+
+impl Serialize for TrayItem {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
+    }
+}
+
+/// What a click on a tray entry asks for; its menu id is [`TrayCommand::id`], read back
+/// by [`TrayCommand::parse`] (an id it does not know is `None`, never another command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayCommand {
+    /// An entry of tunnel `id`'s submenu.
+    Tunnel(u64, TunnelItem),
+    /// An entry after the tunnels.
+    App(TrayItem),
+}
+
+impl TrayCommand {
+    /// The menu item id.
+    pub fn id(self) -> String {
+        match self {
+            TrayCommand::Tunnel(id, item) => format!("{}:{id}", item.word()),
+            TrayCommand::App(item) => item.word().to_owned(),
+        }
+    }
+
+    /// The command of a menu item id.
+    pub fn parse(id: &str) -> Option<TrayCommand> {
+        let app = [TrayItem::StopAll, TrayItem::Show, TrayItem::Quit];
+        if let Some(item) = app.into_iter().find(|i| i.word() == id) {
+            return Some(TrayCommand::App(item));
+        }
+        let (word, n) = id.split_once(':')?;
+        let item = [TunnelItem::Open, TunnelItem::CopyAddress, TunnelItem::Stop]
+            .into_iter()
+            .find(|i| i.word() == word)?;
+        Some(TrayCommand::Tunnel(n.parse().ok()?, item))
+    }
+}
+
 /// One tunnel's submenu in the tray.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrayTunnel {
-    /// The tunnel id (menu item ids are derived from it).
+    /// The tunnel id.
     pub id: u64,
     /// `session · App`.
     pub label: String,
@@ -231,8 +331,8 @@ pub struct TrayTunnel {
     pub address: String,
     /// The tunnel's state.
     pub state: TunnelState,
-    /// Its entries, in order: Open, Copy address, Stop.
-    pub items: Vec<&'static str>,
+    /// Its entries, in order.
+    pub items: Vec<TunnelItem>,
 }
 
 /// The tray menu as data: what the tray shows, in order.
@@ -244,13 +344,52 @@ pub struct TrayMenu {
     pub title: String,
     /// One submenu per running tunnel.
     pub tunnels: Vec<TrayTunnel>,
-    /// The entries after the tunnels: Stop all, Show Porthole, Quit.
-    pub actions: Vec<&'static str>,
+    /// The entries after the tunnels.
+    pub actions: Vec<TrayItem>,
 }
 
 /// `session · App` for a tunnel.
 pub fn tunnel_label(info: &TunnelInfo) -> String {
     format!("{} · {}", info.session_name, app_label(&info.key.app))
+}
+
+/// A tunnel as the window shows it: the engine's record, with the words the window needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelView {
+    /// The tunnel itself.
+    #[serde(flatten)]
+    pub info: TunnelInfo,
+    /// The app's display name.
+    pub app_label: String,
+    /// `session · App`.
+    pub label: String,
+    /// Where the user reaches it (see [`tunnel_address`]).
+    pub address: String,
+}
+
+/// A change to the set of tunnels, as the window hears of it.
+// Cloned into every listener anyway; boxing would add an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TunnelEventView {
+    /// A tunnel started or its status changed.
+    Updated(TunnelView),
+    /// A tunnel was stopped and is gone.
+    Removed {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// The window's view of a tunnel.
+pub fn tunnel_view(info: &TunnelInfo) -> TunnelView {
+    TunnelView {
+        app_label: app_label(&info.key.app),
+        label: tunnel_label(info),
+        address: tunnel_address(info),
+        info: info.clone(),
+    }
 }
 
 /// The tray menu for these tunnels; `endpoint_error` marks the icon red.
@@ -276,9 +415,9 @@ pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
     };
     let mut actions = Vec::new();
     if !running.is_empty() {
-        actions.push("Stop all");
+        actions.push(TrayItem::StopAll);
     }
-    actions.extend(["Show Porthole", "Quit"]);
+    actions.extend([TrayItem::Show, TrayItem::Quit]);
     TrayMenu {
         state,
         title,
@@ -289,10 +428,10 @@ pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
                 label: tunnel_label(t),
                 address: tunnel_address(t),
                 state: t.status.state,
-                items: if tunnel_url(t).is_some() {
-                    vec!["Open", "Copy address", "Stop"]
+                items: if t.url.is_some() {
+                    vec![TunnelItem::Open, TunnelItem::CopyAddress, TunnelItem::Stop]
                 } else {
-                    vec!["Copy address", "Stop"]
+                    vec![TunnelItem::CopyAddress, TunnelItem::Stop]
                 },
             })
             .collect(),
@@ -303,8 +442,8 @@ pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::AppProtocol;
-    use crate::tunnel::{TunnelKey, TunnelStatus};
+    use porthole_core::api::AppProtocol;
+    use porthole_core::tunnel::{TunnelKey, TunnelStatus};
 
     fn port(name: &str, protocol: AppProtocol) -> ServicePort {
         ServicePort {
@@ -408,7 +547,7 @@ mod tests {
             (idle.state, idle.title.as_str()),
             (TrayState::Idle, "Porthole — no tunnels")
         );
-        assert_eq!(idle.actions, ["Show Porthole", "Quit"]);
+        assert_eq!(idle.actions, [TrayItem::Show, TrayItem::Quit]);
         let tunnels = [
             info(1, "jupyter", "http", TunnelState::Active),
             info(2, "sshd", "tcp", TunnelState::Listening),
@@ -417,18 +556,38 @@ mod tests {
         assert_eq!(menu.state, TrayState::Active);
         assert_eq!(menu.title, "Porthole — 2 tunnels");
         assert_eq!(menu.tunnels[0].label, "train · Jupyter");
-        assert_eq!(menu.tunnels[0].items, ["Open", "Copy address", "Stop"]);
-        assert_eq!(menu.tunnels[1].items, ["Copy address", "Stop"]);
+        assert_eq!(
+            menu.tunnels[0].items,
+            [TunnelItem::Open, TunnelItem::CopyAddress, TunnelItem::Stop]
+        );
+        assert_eq!(menu.tunnels[1].items, [TunnelItem::CopyAddress, TunnelItem::Stop]);
         assert_eq!(menu.tunnels[0].address, "jupyter-train.localhost:9001");
         assert_eq!(menu.tunnels[1].address, "127.0.0.1:9002");
-        assert_eq!(menu.actions, ["Stop all", "Show Porthole", "Quit"]);
+        assert_eq!(
+            menu.actions,
+            [TrayItem::StopAll, TrayItem::Show, TrayItem::Quit]
+        );
+        let json = serde_json::to_value(&menu).unwrap();
+        assert_eq!(json["actions"][0], "Stop all");
+        assert_eq!(json["tunnels"][0]["items"][1], "Copy address");
         assert_eq!(tray_menu(&tunnels, true).state, TrayState::Error);
         let failing = [info(3, "jupyter", "http", TunnelState::Degraded)];
         assert_eq!(tray_menu(&failing, false).state, TrayState::Error);
-        assert_eq!(
-            tunnel_url(&tunnels[0]).as_deref(),
-            Some("http://jupyter-train.localhost:9001/")
-        );
-        assert_eq!(tunnel_url(&tunnels[1]), None);
+        assert_eq!(tunnel_view(&tunnels[1]).label, "train · SSH");
+    }
+
+    #[test]
+    fn tray_ids_read_back_and_unknown_ones_are_nothing() {
+        for command in [
+            TrayCommand::App(TrayItem::Quit),
+            TrayCommand::App(TrayItem::StopAll),
+            TrayCommand::Tunnel(7, TunnelItem::CopyAddress),
+            TrayCommand::Tunnel(8, TunnelItem::Open),
+        ] {
+            assert_eq!(TrayCommand::parse(&command.id()), Some(command));
+        }
+        for unknown in ["", "title", "tunnel:3", "stop:x", "bogus:1", "quit:1"] {
+            assert_eq!(TrayCommand::parse(unknown), None, "{unknown}");
+        }
     }
 }
