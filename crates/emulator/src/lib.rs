@@ -47,6 +47,7 @@ mod files;
 pub mod fuzzing;
 mod graphql;
 mod json;
+mod logins;
 mod manager;
 mod params;
 mod problem;

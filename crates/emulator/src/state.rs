@@ -49,7 +49,7 @@ pub(crate) struct Shared {
     pub(crate) keypairs: Vec<KeypairConfig>,
     pub(crate) users: Vec<crate::config::UserConfig>,
     pub(crate) sessions: Vec<Arc<SessionRt>>,
-    pub(crate) web: crate::webserver::WebState,
+    pub(crate) web: crate::logins::Logins,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) relays: watch::Sender<usize>,
@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     /// [`crate::RunningEmulator::set_manager_up`]).
     pub(crate) manager_up: std::sync::atomic::AtomicBool,
     pub(crate) user_ids: HashMap<String, Uuid>,
+    /// `compute_session_list` fields resolved so far (see
+    /// [`crate::RunningEmulator::session_listings`]).
+    pub(crate) session_listings: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -132,12 +135,13 @@ impl Shared {
             keypairs: config.keypairs.clone(),
             users: config.users.clone(),
             sessions,
-            web: crate::webserver::WebState::default(),
+            web: crate::logins::Logins::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             relays: watch::Sender::new(0),
             manager_up: std::sync::atomic::AtomicBool::new(true),
             user_ids,
+            session_listings: watch::Sender::new(0),
         })
     }
 

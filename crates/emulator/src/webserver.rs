@@ -13,20 +13,19 @@
 //!   `auth-failed` "Unauthorized access". Tunnels under `/func/stream/...`: see
 //!   [`crate::stream`] (502 for any handshake failure; closes not passed on).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use uuid::Uuid;
 
 use crate::json::J;
+use crate::logins::{WebSession, ALLOWED_FAIL_COUNT};
 use crate::manager;
 use crate::problem::{json_response, Problem, PROBLEM_CONTENT_TYPE, PROBS};
 use crate::request::{Req, Via};
-use crate::state::{lock, Shared};
+use crate::state::Shared;
 
 /// The login cookie's name.
 pub const SESSION_COOKIE: &str = "AIOHTTP_SESSION";
@@ -34,30 +33,6 @@ pub const SESSION_COOKIE: &str = "AIOHTTP_SESSION";
 pub const SESSION_HEADER: &str = "x-backendai-sessionid";
 /// Login sessions last this long (`session.max_age`).
 const MAX_AGE_SECS: i64 = 604_800;
-/// Failed logins allowed per username within [`BLOCK_TIME`].
-const ALLOWED_FAIL_COUNT: u32 = 10;
-/// The login-failure window (`session.login_block_time`).
-const BLOCK_TIME: Duration = Duration::from_secs(20 * 60);
-/// Unauthenticated sessions kept at most (failed logins create one each).
-const MAX_ANONYMOUS_SESSIONS: usize = 10_000;
-
-/// Login sessions and login-failure counters.
-#[derive(Default)]
-pub(crate) struct WebState {
-    sessions: Mutex<HashMap<String, WebSession>>,
-    history: Mutex<HashMap<String, LoginHistory>>,
-}
-
-#[derive(Debug, Clone)]
-struct WebSession {
-    access_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct LoginHistory {
-    last_attempt: Instant,
-    fail_count: u32,
-}
 
 /// The session id a request carries: the header if present (even a wrong one), else the cookie.
 fn request_session_id(headers: &HeaderMap) -> Option<String> {
@@ -79,29 +54,6 @@ fn request_session_id(headers: &HeaderMap) -> Option<String> {
                 .and_then(|rest| rest.strip_prefix('='))
                 .map(|v| v.trim_matches('"').to_owned())
         })
-}
-
-impl WebState {
-    /// The keypair of a logged-in session.
-    fn logged_in(&self, id: Option<&str>) -> Option<String> {
-        let sessions = lock(&self.sessions);
-        id.and_then(|id| sessions.get(id))
-            .and_then(|s| s.access_key.clone())
-    }
-
-    /// Stores `session` under the request's id when that id is known, else under a new one.
-    fn save(&self, existing: Option<&str>, session: WebSession) -> String {
-        let mut sessions = lock(&self.sessions);
-        let id = match existing {
-            Some(id) if sessions.contains_key(id) => id.to_owned(),
-            _ => Uuid::new_v4().simple().to_string(),
-        };
-        if sessions.len() >= MAX_ANONYMOUS_SESSIONS {
-            sessions.retain(|_, s| s.access_key.is_some());
-        }
-        sessions.insert(id.clone(), session);
-        id
-    }
 }
 
 fn web_problem(status: StatusCode, slug: &str, title: &str) -> Response {
@@ -229,22 +181,8 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let password = creds.get("password").and_then(|v| v.as_str());
 
     let now = Instant::now();
-    let mut fail_count = {
-        let history = lock(&web.history);
-        match history.get(&username) {
-            Some(h) if now.duration_since(h.last_attempt) <= BLOCK_TIME => h.fail_count,
-            _ => 0,
-        }
-    };
-    let record = |fail_count: u32| {
-        lock(&web.history).insert(
-            username.clone(),
-            LoginHistory {
-                last_attempt: now,
-                fail_count,
-            },
-        );
-    };
+    let mut fail_count = web.recent_failures(&username, now);
+    let record = |fail_count: u32| web.record_attempt(&username, now, fail_count);
     if fail_count >= ALLOWED_FAIL_COUNT {
         record(fail_count);
         tracing::info!(%username, fail_count, "login blocked: too many failed attempts");
@@ -352,11 +290,9 @@ fn login(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
 /// `POST /server/login-check`.
 fn login_check(shared: &Shared, headers: &HeaderMap) -> Response {
     let id = request_session_id(headers);
-    let known = {
-        let sessions = lock(&shared.web.sessions);
-        id.as_deref()
-            .and_then(|id| sessions.get(id).map(|s| (id.to_owned(), s.clone())))
-    };
+    let known = id
+        .as_deref()
+        .and_then(|id| shared.web.session(id).map(|s| (id.to_owned(), s)));
     let (authenticated, data, session_id) = match known {
         Some((
             id,
@@ -384,7 +320,7 @@ fn login_check(shared: &Shared, headers: &HeaderMap) -> Response {
 /// `POST /server/logout`: 201 (26.x: 200), the session forgotten and the cookie expired.
 fn logout(shared: &Shared, headers: &HeaderMap) -> Response {
     if let Some(id) = request_session_id(headers) {
-        lock(&shared.web.sessions).remove(&id);
+        shared.web.remove(&id);
     }
     let status = if shared.release.logout_ok {
         StatusCode::OK
