@@ -667,7 +667,10 @@ mod tests {
         assert!(account.connection().is_err(), "no connection while failed");
         changes.mark_unchanged();
         account.profile_removed("other");
-        assert!(!changes.has_changed().unwrap(), "another profile changes nothing");
+        assert!(
+            !changes.has_changed().unwrap(),
+            "another profile changes nothing"
+        );
         account.profile_removed("lab");
         assert_eq!(account.view(), AccountView::SignedOut);
         assert!(account.view().error().is_none(), "no error left over");

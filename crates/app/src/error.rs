@@ -8,7 +8,8 @@ use porthole_core::ssh_config::SshConfigError;
 use porthole_core::tunnel::TunnelError;
 use serde::Serialize;
 
-use crate::settings::SettingsError;
+use crate::settings::autostart::AutostartError;
+use crate::settings::store::SettingsError;
 use crate::terminal::TemplateError;
 
 /// What the window offers next to an error.
@@ -138,6 +139,16 @@ impl From<SettingsError> for UiError {
     }
 }
 
+impl From<AutostartError> for UiError {
+    fn from(e: AutostartError) -> Self {
+        let kind = match e {
+            AutostartError::Unsupported => "unsupported",
+            AutostartError::NoConfigDir | AutostartError::Io { .. } => "io",
+        };
+        UiError::new(kind, e.to_string())
+    }
+}
+
 impl From<KeyError> for UiError {
     fn from(e: KeyError) -> Self {
         UiError::new("ssh-key", e.to_string())
@@ -182,7 +193,10 @@ mod tests {
             detail: "refused".into(),
         }
         .into();
-        assert_eq!((e.retryable, e.unchecked, e.action), (true, true, Some(Action::Retry)));
+        assert_eq!(
+            (e.retryable, e.unchecked, e.action),
+            (true, true, Some(Action::Retry))
+        );
         let e: UiError = TunnelError::PortInUse { port: 8890 }.into();
         assert_eq!(
             e.message,

@@ -11,19 +11,17 @@
 //! | [`open`] | one click on an app: its tunnel, then the browser or a terminal running ssh |
 //! | [`tunnels`] | the running tunnels: list, stop, copy, the tray's model |
 //! | [`ssh_config`] | Settings → SSH config: the managed `Host <session>.porthole` entries |
-//! | [`settings`] | the settings file and the remembered local ports |
+//! | [`settings`] | the Settings screen: its file and the remembered local ports ([`settings::store`]), "Start at login" ([`settings::autostart`]) |
 //! | [`presenter`] | labels, icons, words: how sessions, apps, tunnels and the tray look |
 //! | [`terminal`] | terminal command templates and the desktop's default terminal |
 //! | [`launcher`] | what opens URLs and runs programs (the Tauri crate's, or a test's) |
 //! | [`logs`] | logging to a rotated file and to the Logs view, pushed line by line |
-//! | [`autostart`] | "Start at login" |
 //! | [`error`] | the one error the window sees: kind, message, whether a retry can help |
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod account;
-pub mod autostart;
 #[cfg(feature = "demo")]
 mod demo;
 pub mod error;
@@ -60,7 +58,7 @@ pub use settings::SettingsReply;
 pub use ssh_config::SshConfigReply;
 
 use account::Account;
-use settings::{PortMemory, SettingsStore};
+use settings::store::{PortMemory, SettingsStore};
 
 /// The app's state and logic; shared with Tauri as an `Arc<App>`. Each domain's methods
 /// live in its module (see the crate docs).

@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::account::Connection;
 use crate::error::UiError;
 use crate::presenter::{self, AppAction, TunnelView};
-use crate::settings::port_key;
+use crate::settings::store::port_key;
+use crate::terminal;
 use crate::{lock, loopback, App};
 
 /// What one click did.
@@ -110,7 +111,7 @@ impl App {
                     launched = true;
                 }
                 (AppAction::Terminal, _, Some(argv)) => {
-                    self.run_in_terminal(&settings, argv)?;
+                    self.run_in_terminal(settings.terminal_command.as_deref(), argv)?;
                     launched = true;
                 }
                 _ => {}
@@ -168,5 +169,25 @@ impl App {
             &[],
         ));
         Ok(argv)
+    }
+}
+
+impl App {
+    /// Runs `command` in the terminal template `configured` names (the desktop's default
+    /// when `None`).
+    pub(crate) fn run_in_terminal(
+        &self,
+        configured: Option<&str>,
+        command: &[String],
+    ) -> Result<(), UiError> {
+        let template = terminal::terminal_template(configured);
+        let (program, args) = terminal::terminal_argv(&template, command)?;
+        tracing::info!(terminal = %program, "launching a terminal");
+        self.launcher.spawn(&program, &args).map_err(|e| {
+            UiError::new(
+                "terminal",
+                format!("could not start the terminal {program:?} ({e}); set another in Settings or copy the ssh command"),
+            )
+        })
     }
 }

@@ -560,7 +560,10 @@ mod tests {
             menu.tunnels[0].items,
             [TunnelItem::Open, TunnelItem::CopyAddress, TunnelItem::Stop]
         );
-        assert_eq!(menu.tunnels[1].items, [TunnelItem::CopyAddress, TunnelItem::Stop]);
+        assert_eq!(
+            menu.tunnels[1].items,
+            [TunnelItem::CopyAddress, TunnelItem::Stop]
+        );
         assert_eq!(menu.tunnels[0].address, "jupyter-train.localhost:9001");
         assert_eq!(menu.tunnels[1].address, "127.0.0.1:9002");
         assert_eq!(

@@ -9,10 +9,6 @@
 
 use porthole_core::ssh::shell_quote;
 
-use crate::error::UiError;
-use crate::settings::Settings;
-use crate::App;
-
 /// Why a terminal command template is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -200,47 +196,12 @@ pub fn default_terminal() -> String {
     default_terminal_command(&|k| std::env::var(k).ok(), &program_on_path)
 }
 
-/// The terminal template in effect: the configured one, else the desktop's default.
-pub fn terminal_template(settings: &Settings) -> String {
-    settings
-        .terminal_command
-        .clone()
+/// The terminal template in effect: the configured one (the `terminal_command` setting),
+/// else the desktop's default.
+pub fn terminal_template(configured: Option<&str>) -> String {
+    configured
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(default_terminal)
-}
-
-impl App {
-    /// Runs `command` in the terminal the settings name.
-    pub(crate) fn run_in_terminal(
-        &self,
-        settings: &Settings,
-        command: &[String],
-    ) -> Result<(), UiError> {
-        let template = terminal_template(settings);
-        let (program, args) = terminal_argv(&template, command)?;
-        tracing::info!(terminal = %program, "launching a terminal");
-        self.launcher.spawn(&program, &args).map_err(|e| {
-            UiError::new(
-                "terminal",
-                format!("could not start the terminal {program:?} ({e}); set another in Settings or copy the ssh command"),
-            )
-        })
-    }
-
-    /// Opens the terminal `template` (or the configured one) with a harmless command, for
-    /// the Settings screen's "Test" button.
-    pub fn test_terminal(&self, template: Option<String>) -> Result<(), UiError> {
-        let mut settings = self.settings.load().unwrap_or_default();
-        if template.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-            settings.terminal_command = template;
-        }
-        let command = [
-            "sh".to_owned(),
-            "-c".to_owned(),
-            "echo 'Porthole: this terminal works. Press Enter to close it.'; read _".to_owned(),
-        ];
-        self.run_in_terminal(&settings, &command)
-    }
+        .map_or_else(default_terminal, str::to_owned)
 }
 
 #[cfg(test)]

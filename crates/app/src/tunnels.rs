@@ -10,7 +10,11 @@ use crate::{lock, App};
 impl App {
     /// Every tunnel, as the window shows it.
     pub fn list_tunnels(&self) -> Vec<TunnelView> {
-        self.tunnels.list().iter().map(presenter::tunnel_view).collect()
+        self.tunnels
+            .list()
+            .iter()
+            .map(presenter::tunnel_view)
+            .collect()
     }
 
     /// What the window hears of a tunnel manager event; a removed tunnel's SSH key is

@@ -138,7 +138,7 @@ async fn demo_one_click_opens_the_browser_through_a_reused_tunnel() {
         url,
         format!(
             "http://jupyter-demo-notebook.localhost:{}/",
-            opened.tunnel.local_addr.port()
+            opened.tunnel.info.local_addr.port()
         )
     );
     let page = tokio::task::spawn_blocking(move || http_get(&url))
@@ -151,7 +151,10 @@ async fn demo_one_click_opens_the_browser_through_a_reused_tunnel() {
         .open_app(&notebook.id, "jupyter", false)
         .await
         .unwrap();
-    assert_eq!(again.tunnel.id, opened.tunnel.id, "the tunnel is reused");
+    assert_eq!(
+        again.tunnel.info.id, opened.tunnel.info.id,
+        "the tunnel is reused"
+    );
     assert!(!again.launched);
     let menu = rig.app.tray_menu();
     assert_eq!(menu.tunnels.len(), 1);
@@ -159,8 +162,8 @@ async fn demo_one_click_opens_the_browser_through_a_reused_tunnel() {
     let ssh_config = rig.app.write_ssh_config().await.unwrap_err();
     assert_eq!(ssh_config.kind, "demo", "{ssh_config:?}");
 
-    let port = opened.tunnel.local_addr.port();
-    assert!(rig.app.stop_tunnel(opened.tunnel.id).await);
+    let port = opened.tunnel.info.local_addr.port();
+    assert!(rig.app.stop_tunnel(opened.tunnel.info.id).await);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "port closed"
@@ -171,15 +174,11 @@ async fn demo_one_click_opens_the_browser_through_a_reused_tunnel() {
         .await
         .unwrap();
     assert_eq!(
-        reopened.tunnel.local_addr.port(),
+        reopened.tunnel.info.local_addr.port(),
         port,
         "the remembered port is reused"
     );
-    let echo = rig
-        .app
-        .open_app(&notebook.id, "echo", true)
-        .await
-        .unwrap();
+    let echo = rig.app.open_app(&notebook.id, "echo", true).await.unwrap();
     assert_eq!(echo.action, AppAction::Address);
     assert!(!echo.launched && echo.url.is_none());
     rig.app.shutdown().await;
@@ -202,10 +201,7 @@ async fn profiles_keep_secrets_in_the_keychain_and_refuse_wrong_ones() {
         "{}",
         wrong.message
     );
-    assert!(
-        rig.app.list_profiles().unwrap().is_empty(),
-        "nothing saved"
-    );
+    assert!(rig.app.list_profiles().unwrap().is_empty(), "nothing saved");
 
     let connected = rig
         .app
@@ -266,7 +262,10 @@ async fn profiles_keep_secrets_in_the_keychain_and_refuse_wrong_ones() {
     let AccountView::Failed { profile, error } = &start.account else {
         panic!("not failed: {:?}", start.account);
     };
-    assert_eq!((profile.as_str(), error.kind.as_str()), ("lab2", "auth-failed"));
+    assert_eq!(
+        (profile.as_str(), error.kind.as_str()),
+        ("lab2", "auth-failed")
+    );
     assert_eq!(
         third.tray_menu().state,
         porthole_app::presenter::TrayState::Error
@@ -309,11 +308,7 @@ async fn sshd_opens_a_terminal_with_a_private_key_removed_on_stop() {
     rig.app.save_settings(settings).unwrap();
     let list = rig.app.list_sessions().await.unwrap();
     let session = list.sessions.iter().find(|s| s.name == "ssh-box").unwrap();
-    let opened = rig
-        .app
-        .open_app(&session.id, "sshd", true)
-        .await
-        .unwrap();
+    let opened = rig.app.open_app(&session.id, "sshd", true).await.unwrap();
     assert_eq!(opened.action, AppAction::Terminal);
     let (program, args) = lock(&rig.launcher.spawned)[0].clone();
     assert_eq!(program, "my-term");
@@ -333,16 +328,12 @@ async fn sshd_opens_a_terminal_with_a_private_key_removed_on_stop() {
     let cmd = opened.ssh_command.unwrap();
     assert!(
         cmd.starts_with("ssh -i ")
-            && cmd.contains(&format!("-p {}", opened.tunnel.local_addr.port()))
+            && cmd.contains(&format!("-p {}", opened.tunnel.info.local_addr.port()))
     );
     // Copy again: same key, no second download.
-    let again = rig
-        .app
-        .open_app(&session.id, "sshd", false)
-        .await
-        .unwrap();
+    let again = rig.app.open_app(&session.id, "sshd", false).await.unwrap();
     assert_eq!(again.ssh_command.unwrap(), cmd);
-    rig.app.stop_tunnel(opened.tunnel.id).await;
+    rig.app.stop_tunnel(opened.tunnel.info.id).await;
     assert!(!key_path.exists(), "the key goes with its tunnel");
     emulator.shutdown().await;
     services.shutdown().await;

@@ -2,28 +2,44 @@
 
 use std::path::PathBuf;
 
-use crate::error::UiError;
+/// Why the autostart entry could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AutostartError {
+    /// This platform has no autostart support in Porthole yet.
+    #[error("starting at login is only supported on Linux so far")]
+    Unsupported,
+    /// The user's config directory is unknown.
+    #[error("cannot find the config directory")]
+    NoConfigDir,
+    /// The entry could not be written or removed.
+    #[error("cannot update {path}: {source}")]
+    Io {
+        /// The entry's path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 fn entry_path() -> Option<PathBuf> {
     directories::BaseDirs::new().map(|d| d.config_dir().join("autostart/porthole.desktop"))
 }
 
 /// Adds or removes the autostart entry so it matches `enabled`.
-pub fn apply(enabled: bool) -> Result<(), UiError> {
+pub fn apply(enabled: bool) -> Result<(), AutostartError> {
     if !cfg!(target_os = "linux") {
         return if enabled {
-            Err(UiError::new(
-                "unsupported",
-                "starting at login is only supported on Linux so far",
-            ))
+            Err(AutostartError::Unsupported)
         } else {
             Ok(())
         };
     }
-    let path =
-        entry_path().ok_or_else(|| UiError::new("io", "cannot find the config directory"))?;
-    let io =
-        |e: std::io::Error| UiError::new("io", format!("cannot update {}: {e}", path.display()));
+    let path = entry_path().ok_or(AutostartError::NoConfigDir)?;
+    let io = |source: std::io::Error| AutostartError::Io {
+        path: path.clone(),
+        source,
+    };
     if enabled {
         let exe = std::env::current_exe().map_err(io)?;
         let entry = format!(

@@ -1,5 +1,5 @@
-//! The desktop app's settings and the local ports it remembers per session and app, each
-//! in a small TOML file ([`porthole_core::toml_file`]). Neither file ever holds a secret.
+//! The settings and the local ports remembered per session and app, each in a small TOML
+//! file ([`porthole_core::toml_file`]). Neither file ever holds a secret.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 
 use porthole_core::toml_file::{self, TomlFileError};
 use serde::{Deserialize, Serialize};
-
-use crate::error::UiError;
-use crate::App;
 
 /// Colour scheme of the app.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,47 +234,6 @@ impl PortMemory {
     /// Forgets every remembered port.
     pub fn clear(&self) -> Result<(), SettingsError> {
         Ok(toml_file::remove(&self.path)?)
-    }
-}
-
-/// The settings plus what the Settings screen shows beside them.
-#[derive(Debug, Clone, Serialize)]
-pub struct SettingsReply {
-    /// The stored settings.
-    pub settings: Settings,
-    /// The terminal command used when none is set.
-    pub default_terminal: String,
-    /// The refresh interval's bounds, in seconds (the form's limits).
-    pub refresh_bounds: (u32, u32),
-}
-
-impl App {
-    /// The settings and the detected default terminal.
-    pub fn settings(&self) -> Result<SettingsReply, UiError> {
-        Ok(SettingsReply {
-            settings: self.settings.load()?,
-            default_terminal: crate::terminal::default_terminal(),
-            refresh_bounds: (MIN_REFRESH_SECS, MAX_REFRESH_SECS),
-        })
-    }
-
-    /// Validates and stores the settings; turning port memory off forgets the ports, and
-    /// a change of "Start at login" adds or removes the autostart entry.
-    pub fn save_settings(&self, settings: Settings) -> Result<SettingsReply, UiError> {
-        let before = self.settings.load().map(|s| s.start_at_login).unwrap_or(false);
-        if settings.start_at_login != before {
-            crate::autostart::apply(settings.start_at_login)?;
-        }
-        let mut settings = settings;
-        settings.terminal_command = settings
-            .terminal_command
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
-        self.settings.save(&settings)?;
-        if !settings.remember_ports {
-            self.ports.clear()?;
-        }
-        self.settings()
     }
 }
 
