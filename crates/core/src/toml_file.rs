@@ -104,7 +104,10 @@ mod tests {
         assert!(empty.is_empty());
         let value: std::collections::BTreeMap<String, u16> = [("x".to_owned(), 1)].into();
         save(&path, &value).unwrap();
-        assert_eq!(load::<std::collections::BTreeMap<String, u16>>(&path).unwrap(), value);
+        assert_eq!(
+            load::<std::collections::BTreeMap<String, u16>>(&path).unwrap(),
+            value
+        );
         fs::write(&path, "x = \"not a number\"").unwrap();
         assert!(matches!(
             load::<std::collections::BTreeMap<String, u16>>(&path),

@@ -423,6 +423,58 @@ async fn an_idle_tunnel_notices_its_session_ending_at_the_next_check() {
     tunnel.stop().await;
 }
 
+/// The tunnels of one account share one session listing: with two tunnels checking every
+/// `INTERVAL`, four listings take three intervals at least, as for one tunnel (two
+/// listings of their own would take two); and one listing stops both when the session
+/// ends.
+#[tokio::test]
+async fn the_tunnels_of_one_account_share_one_session_listing() {
+    const INTERVAL: Duration = Duration::from_millis(300);
+    let emu = emulator(echo_server().await).await;
+    let manager = TunnelManager::new();
+    let options = TunnelOptions {
+        session_check: Some(INTERVAL),
+        warm_up: false,
+        ..TunnelOptions::default()
+    };
+    let mut statuses = Vec::new();
+    for app in ["echo", "gone"] {
+        let info = manager
+            .open(
+                target(&emu, keypair(), app).await,
+                "127.0.0.1:0".parse().unwrap(),
+                options.clone(),
+            )
+            .await
+            .unwrap();
+        statuses.push(info.id);
+    }
+    let mut events = manager.subscribe();
+    let start = tokio::time::Instant::now();
+    let listed = emu.session_listings();
+    emu.wait_session_listings(listed + 4).await;
+    let took = start.elapsed();
+    assert!(
+        took >= INTERVAL * 3,
+        "4 listings in {took:?}: more than one listing loop runs"
+    );
+
+    emu.set_session_status("s1", "TERMINATING").unwrap();
+    let mut failed = std::collections::HashSet::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while failed.len() < statuses.len() {
+            if let Ok(TunnelEvent::Updated(info)) = events.recv().await {
+                if info.status.state == TunnelState::Failed {
+                    failed.insert(info.id);
+                }
+            }
+        }
+    })
+    .await
+    .expect("both tunnels stop when their session ends");
+    manager.stop_all().await;
+}
+
 /// A tunnel to `echo` of `s1` whose session check runs every `interval`.
 async fn echo_tunnel_checking_every(emu: &RunningEmulator, interval: Duration) -> Tunnel {
     let options = TunnelOptions {

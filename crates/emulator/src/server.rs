@@ -155,6 +155,18 @@ impl RunningEmulator {
         self.shared.find_any_session(session).map(|s| s.id)
     }
 
+    /// How many session listings (`compute_session_list` fields) were answered so far:
+    /// what tests count clients' polling by.
+    pub fn session_listings(&self) -> u64 {
+        *self.shared.session_listings.borrow()
+    }
+
+    /// Waits until at least `n` session listings were answered.
+    pub async fn wait_session_listings(&self, n: u64) {
+        let mut rx = self.shared.session_listings.subscribe();
+        let _ = rx.wait_for(|listed| *listed >= n).await;
+    }
+
     /// The number of open tunnel relays.
     pub fn open_relays(&self) -> usize {
         *self.shared.relays.borrow()

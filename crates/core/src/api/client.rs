@@ -103,6 +103,7 @@ enum Auth {
         secret_key: String,
     },
     Session {
+        username: String,
         session_id: String,
     },
 }
@@ -239,6 +240,7 @@ impl BackendClient {
                 password,
                 otp,
             } => Auth::Session {
+                username: username.clone(),
                 session_id: web_login(&http, endpoint, username, password, otp.as_deref()).await?,
             },
         };
@@ -257,6 +259,15 @@ impl BackendClient {
     /// The endpoint this client talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Who this client acts as on its endpoint: the access key (API mode) or the username
+    /// (web login). Two clients with the same endpoint and account see the same sessions.
+    pub fn account(&self) -> &str {
+        match &self.auth {
+            Auth::Keypair { access_key, .. } => access_key,
+            Auth::Session { username, .. } => username,
+        }
     }
 
     /// What the server reported about itself.
@@ -319,7 +330,7 @@ impl BackendClient {
                     &signing::authorization(access_key, &signature),
                 );
             }
-            Auth::Session { session_id } => {
+            Auth::Session { session_id, .. } => {
                 insert(&mut headers, SESSION_ID_HEADER, session_id);
                 insert(
                     &mut headers,

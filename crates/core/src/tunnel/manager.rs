@@ -1,15 +1,17 @@
 //! [`TunnelManager`]: every tunnel of the app, at most one per (endpoint, session, app),
-//! with changes fanned out on a broadcast channel that the GUI turns into events.
+//! with changes fanned out on a broadcast channel that the GUI turns into events. The
+//! tunnels of one account on one endpoint share one [`SessionWatch`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{Tunnel, TunnelError, TunnelOptions, TunnelStatus, TunnelTarget};
+use super::{SessionWatch, Tunnel, TunnelError, TunnelOptions, TunnelStatus, TunnelTarget};
 
 /// What identifies a tunnel: one per app of a session on an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -62,6 +64,8 @@ struct Entry {
     tunnel: Tunnel,
     /// Forwards status changes to the broadcast; ends when the tunnel's status does.
     forwarder: tokio::task::JoinHandle<()>,
+    /// Keeps the account's session watch registered while this tunnel runs.
+    _watch: Option<Arc<SessionWatch>>,
 }
 
 impl Entry {
@@ -81,6 +85,9 @@ struct Slot {
 /// Owns every running tunnel. Cheap to share behind an `Arc`; no global state.
 pub struct TunnelManager {
     slots: Mutex<HashMap<TunnelKey, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// One session watch per (endpoint, account), while a tunnel of it runs: a weak
+    /// handle, so the watch ends with its last tunnel.
+    watches: Mutex<HashMap<(String, String), std::sync::Weak<SessionWatch>>>,
     events: broadcast::Sender<TunnelEvent>,
     root: CancellationToken,
     next_id: std::sync::atomic::AtomicU64,
@@ -98,6 +105,7 @@ impl TunnelManager {
         let (events, _) = broadcast::channel(256);
         TunnelManager {
             slots: Mutex::new(HashMap::new()),
+            watches: Mutex::new(HashMap::new()),
             events,
             root: CancellationToken::new(),
             next_id: std::sync::atomic::AtomicU64::new(1),
@@ -142,7 +150,12 @@ impl TunnelManager {
         }
         let session_name = target.session.name.clone();
         let protocol = target.app.protocol.as_str().to_owned();
-        let tunnel = Tunnel::start(target, bind, options, &self.root).await?;
+        let watch = options
+            .session_check
+            .map(|interval| self.session_watch(&target, interval));
+        let tunnel =
+            Tunnel::start_watched(target, bind, options, &self.root, watch.as_deref().cloned())
+                .await?;
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -175,8 +188,27 @@ impl TunnelManager {
             info,
             tunnel,
             forwarder,
+            _watch: watch,
         });
         Ok(first)
+    }
+
+    /// The session watch of `target`'s account, started if none runs; it lists with
+    /// `target`'s client from now on (the newest sign-in).
+    fn session_watch(&self, target: &TunnelTarget, interval: Duration) -> Arc<SessionWatch> {
+        let key = (
+            target.client.endpoint().to_string(),
+            target.client.account().to_owned(),
+        );
+        let mut watches = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        watches.retain(|_, w| w.strong_count() > 0);
+        if let Some(watch) = watches.get(&key).and_then(std::sync::Weak::upgrade) {
+            watch.use_client(target.client.clone());
+            return watch;
+        }
+        let watch = Arc::new(SessionWatch::start(target.client.clone(), interval));
+        watches.insert(key, Arc::downgrade(&watch));
+        watch
     }
 
     /// Every tunnel, oldest first.

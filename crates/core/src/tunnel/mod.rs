@@ -35,7 +35,7 @@ pub use connector::{open_app_stream, AppStream};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
-pub use session_watch::{wait_for_session_end, SessionEnded};
+pub use session_watch::{SessionEnded, SessionWatch};
 pub use status::{Counters, TunnelState, TunnelStatus};
 
 /// Tunables of a tunnel; the defaults follow the protocol doc.
@@ -151,8 +151,9 @@ struct Shared {
     options: TunnelOptions,
     counters: Counters,
     guard: Option<HostGuard>,
-    /// Wakes the session check when a connection ends.
-    connection_ended: tokio::sync::Notify,
+    /// Tells when the session ended (`None`: never checked); told when a connection
+    /// ends, which is when an ending shows.
+    session_watch: Option<SessionWatch>,
 }
 
 /// A running tunnel. Dropping it without [`Tunnel::stop`] also stops it (the token is
@@ -167,12 +168,29 @@ pub struct Tunnel {
 
 impl Tunnel {
     /// Binds `bind` (port 0 for a free port), optionally warms the app up, and starts
-    /// accepting. `parent` cancels the tunnel together with its siblings.
+    /// accepting. `parent` cancels the tunnel together with its siblings. The tunnel
+    /// watches its session with a [`SessionWatch`] of its own, every
+    /// [`TunnelOptions::session_check`].
     pub async fn start(
         target: TunnelTarget,
         bind: SocketAddr,
         options: TunnelOptions,
         parent: &CancellationToken,
+    ) -> Result<Tunnel, TunnelError> {
+        let watch = options
+            .session_check
+            .map(|interval| SessionWatch::start(target.client.clone(), interval));
+        Tunnel::start_watched(target, bind, options, parent, watch).await
+    }
+
+    /// [`Tunnel::start`], with the session watched by `watch` (shared with other tunnels
+    /// of the same account), or not at all.
+    pub async fn start_watched(
+        target: TunnelTarget,
+        bind: SocketAddr,
+        options: TunnelOptions,
+        parent: &CancellationToken,
+        watch: Option<SessionWatch>,
     ) -> Result<Tunnel, TunnelError> {
         if !target.app.is_tunnellable() {
             return Err(TunnelError::App(format!(
@@ -208,7 +226,7 @@ impl Tunnel {
             options,
             counters: Counters::default(),
             guard,
-            connection_ended: tokio::sync::Notify::new(),
+            session_watch: watch,
         });
         let (status_tx, status_rx) = watch::channel(shared.counters.snapshot(None));
         let cancel = parent.child_token();
@@ -292,18 +310,12 @@ async fn accept_loop(
     };
     publish(&status);
     let session_ended = async {
-        match shared.options.session_check {
-            Some(interval) => {
-                let target = &shared.target;
+        match &shared.session_watch {
+            Some(watch) => {
                 let unreachable = |e: &ApiError| shared.counters.record_failure(e.to_string());
-                wait_for_session_end(
-                    &target.client,
-                    &target.session,
-                    interval,
-                    &shared.connection_ended,
-                    &unreachable,
-                )
-                .await
+                watch
+                    .wait_for_end(&shared.target.session, &unreachable)
+                    .await
             }
             None => std::future::pending().await,
         }
@@ -346,7 +358,9 @@ async fn accept_loop(
                             tracing::warn!(%peer, error = %e, "tunnelled connection failed");
                         }
                         shared.counters.connection_closed(error);
-                        shared.connection_ended.notify_one();
+                        if let Some(watch) = &shared.session_watch {
+                            watch.prompt();
+                        }
                         drop(slot);
                     });
                 }

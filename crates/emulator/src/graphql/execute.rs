@@ -165,6 +165,7 @@ pub(crate) fn execute(
             data.push(&key, "Queries");
             continue;
         }
+        shared.session_listings.send_modify(|n| *n += 1);
         match compute_session_list(shared, access_key, field, &vars) {
             Ok(value) => data.push(&key, value),
             Err(mut e) => {
