@@ -11,7 +11,6 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Wry};
 
-
 const TRAY_ID: &str = "porthole";
 
 /// The last menu rendered, so the tray is only rebuilt when what it shows changes.
