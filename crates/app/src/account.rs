@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::error::UiError;
 use crate::presenter::TunnelView;
-use crate::settings::Settings;
+use crate::settings::SettingsReply;
 use crate::{lock, App};
 
 /// The name the demo connection shows in the profile menu.
@@ -200,8 +200,8 @@ pub struct Startup {
     pub profiles: Vec<ProfileSummary>,
     /// Where the account stands.
     pub account: AccountView,
-    /// The settings.
-    pub settings: Settings,
+    /// The settings, with what the Settings screen shows beside them.
+    pub settings: SettingsReply,
     /// Running tunnels.
     pub tunnels: Vec<TunnelView>,
 }
@@ -371,7 +371,8 @@ impl App {
         Ok(Startup {
             profiles: self.list_profiles()?,
             account: self.account(),
-            settings: self.settings.load().unwrap_or_default(),
+            // A broken settings file must not keep the window from starting.
+            settings: self.settings_reply(self.settings.load().unwrap_or_default()),
             tunnels: self.list_tunnels(),
         })
     }

@@ -94,9 +94,14 @@ pub fn app_icon(name: &str) -> &'static str {
 
 /// What a click on `port` does.
 pub fn app_action(port: &ServicePort) -> AppAction {
-    if port.name == "sshd" {
+    action_of(&port.name, port.protocol.is_web())
+}
+
+/// What a click on the app `name` does; `web` when it is reached in a browser.
+fn action_of(name: &str, web: bool) -> AppAction {
+    if name == "sshd" {
         AppAction::Terminal
-    } else if port.protocol.is_web() {
+    } else if web {
         AppAction::Browser
     } else {
         AppAction::Address
@@ -365,6 +370,9 @@ pub struct TunnelView {
     pub label: String,
     /// Where the user reaches it (see [`tunnel_address`]).
     pub address: String,
+    /// What opening it does: the browser (web apps, which have a URL), a terminal
+    /// (`sshd`), or nothing but its address.
+    pub action: AppAction,
 }
 
 /// A change to the set of tunnels, as the window hears of it.
@@ -388,6 +396,7 @@ pub fn tunnel_view(info: &TunnelInfo) -> TunnelView {
         app_label: app_label(&info.key.app),
         label: tunnel_label(info),
         address: tunnel_address(info),
+        action: action_of(&info.key.app, info.url.is_some()),
         info: info.clone(),
     }
 }

@@ -26,11 +26,15 @@ pub struct SettingsReply {
 impl App {
     /// The settings and the detected default terminal.
     pub fn settings(&self) -> Result<SettingsReply, UiError> {
-        Ok(SettingsReply {
-            settings: self.settings.load()?,
+        Ok(self.settings_reply(self.settings.load()?))
+    }
+
+    pub(crate) fn settings_reply(&self, settings: Settings) -> SettingsReply {
+        SettingsReply {
+            settings,
             default_terminal: terminal::default_terminal(),
             refresh_bounds: (MIN_REFRESH_SECS, MAX_REFRESH_SECS),
-        })
+        }
     }
 
     /// Validates and stores the settings; turning port memory off forgets the ports, and
