@@ -25,7 +25,7 @@
 mod raw;
 #[path = "conformance/rig.rs"]
 mod rig;
-#[path = "conformance/scenarios.rs"]
+#[path = "conformance/scenarios/mod.rs"]
 mod scenarios;
 #[path = "conformance/target.rs"]
 mod target;

@@ -25,7 +25,7 @@ fn official_cli() -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_ai_app_tunnels_through_the_emulator() {
     let cli = official_cli();
-    let target = echo_server(b"").await;
+    let target = greeting_echo_server(b"").await.to_string();
     let mode = Mode::ApiV8;
     let sessions = vec![Session {
         name: "train-1".into(),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use porthole_core::api::signing::{self, SignedRequest};
+use porthole_testkit::signed::{iso_date, Signing};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -289,23 +289,20 @@ impl Raw {
                 secret_key,
                 skew,
             } => {
-                let now = chrono::Utc::now() + *skew;
-                let date = now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
-                let day = now.format("%Y%m%d").to_string();
-                let req = SignedRequest {
-                    method,
-                    path_and_query: target,
-                    date: &date,
-                    host: self.host(),
-                    content_type: content_type.unwrap_or(signing::DEFAULT_CONTENT_TYPE),
-                    api_version: &self.api_version,
+                let signing = Signing {
+                    access_key,
+                    secret_key,
+                    date: iso_date(chrono::Utc::now() + *skew),
+                    version: &self.api_version,
+                    content_type,
                 };
-                let signature = signing::signature(secret_key, &day, &req);
-                headers.push(("Date".into(), date));
-                headers.push((
-                    "Authorization".into(),
-                    signing::authorization(access_key, &signature),
-                ));
+                // The version header is there already; Content-Type goes with the body.
+                headers.extend(
+                    signing
+                        .headers(method, target, self.host())
+                        .into_iter()
+                        .filter(|(k, _)| k == "Date" || k == "Authorization"),
+                );
             }
             Auth::Session { id, via } => match via {
                 Via::Header => headers.push(("X-BackendAI-SessionID".into(), id.clone())),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use porthole_core::api::version::ApiVersion;
 use porthole_e2e::{
-    bin, echo_server, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd,
+    bin, greeting_echo_server, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd,
 };
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -125,10 +125,10 @@ impl Backends {
             r#"{"connections": 0, "kernels": 0, "started": "stand-in"}"#,
         )
         .unwrap();
-        let echo = echo_server(b"").await;
+        let echo = greeting_echo_server(b"").await.to_string();
         // The rig's second echo port and its VNC server speak first; so do these.
-        let echo2 = echo_server(b"port 2\n").await;
-        let vnc = echo_server(b"RFB 003.008\n").await;
+        let echo2 = greeting_echo_server(b"port 2\n").await.to_string();
+        let vnc = greeting_echo_server(b"RFB 003.008\n").await.to_string();
         let targets = rig()
             .apps
             .iter()

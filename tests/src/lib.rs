@@ -8,7 +8,6 @@ pub mod faultproxy;
 pub mod tls_front;
 
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -70,35 +69,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A free loopback port (bound then released; used where a server cannot take port 0).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A TCP echo server on a free loopback port, for as long as the test's runtime lives:
-/// it writes `greeting` to each connection first (empty: none), then every byte back.
-/// Returns its `127.0.0.1:PORT`.
-pub async fn echo_server(greeting: &'static [u8]) -> String {
-    use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind an echo server");
-    let addr = listener.local_addr().expect("local_addr").to_string();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if socket.write_all(greeting).await.is_ok() {
-                    let (mut r, mut w) = socket.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                }
-            });
-        }
-    });
-    addr
-}
+pub use porthole_testkit::{free_port, greeting_echo_server};
 
 /// Reads lines from `reader` until one satisfies `want`, within `secs`.
 pub async fn read_line_until<R: AsyncRead + Unpin>(

@@ -22,11 +22,10 @@ pub struct Targets {
     _children: Vec<Child>,
 }
 
-/// A loopback port that is free right now, for tools that cannot take port 0.
+/// A loopback port that is free right now (and not handed out before in this run), for
+/// tools that cannot take port 0.
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(porthole_testkit::net::try_free_port()?)
 }
 
 /// Waits until `port` accepts connections, failing early if `child` exits. The tools here
@@ -95,26 +94,10 @@ impl Targets {
             iperf: ([127, 0, 0, 1], iperf_port).into(),
             sockperf: ([127, 0, 0, 1], sockperf_port).into(),
             http: http_server().await?,
-            echo: echo_server().await?,
+            echo: porthole_testkit::net::try_echo_server().await?,
             _children: vec![iperf, sockperf],
         })
     }
-}
-
-/// A TCP echo server.
-pub async fn echo_server() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let _ = socket.set_nodelay(true);
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    Ok(addr)
 }
 
 /// A minimal HTTP/1.1 server answering every request with a 2-byte body, honouring

@@ -10,32 +10,13 @@ use porthole_core::tunnel::{
     Tunnel, TunnelEvent, TunnelManager, TunnelOptions, TunnelState, TunnelStatus, TunnelTarget,
 };
 use porthole_emulator::{Config, Emulator, RunningEmulator};
+use porthole_testkit::{closed_port, echo_server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const AK: &str = "AKIAENGINETEST000001";
 const SK: &str = "engine-secret";
-
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 async fn emulator(echo: SocketAddr) -> RunningEmulator {
     let config = Config::from_toml_str(&format!(

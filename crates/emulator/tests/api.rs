@@ -58,7 +58,7 @@ async fn signatures_are_checked_like_the_manager() {
         async move { signed(emu, &s, "POST", "/admin/gql", Some(&query)).await }
     };
     let json_signing = || {
-        let mut s = Signing::new(V8);
+        let mut s = signing(V8);
         s.content_type = Some("application/json");
         s
     };
@@ -308,7 +308,7 @@ async fn listing_has_the_managers_shape() {
 async fn apps_and_unknown_paths() {
     let echo = echo_server().await;
     let emu = start(&config_toml(V8, echo, "")).await;
-    let s = Signing::new(V8);
+    let s = signing(V8);
     let resp = signed(&emu, &s, "GET", "/stream/session/train-1/apps", None).await;
     assert_eq!(resp.status(), 200);
     let apps: Value = resp.json().await.unwrap();
@@ -321,7 +321,7 @@ async fn apps_and_unknown_paths() {
     );
     let by_id = signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "GET",
         "/stream/session/5a1e0000-0000-4000-8000-00000000a001/apps",
         None,
@@ -330,7 +330,7 @@ async fn apps_and_unknown_paths() {
     assert_eq!(by_id.status(), 200);
     let pending: Value = signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "GET",
         "/stream/session/queued/apps",
         None,
@@ -343,7 +343,7 @@ async fn apps_and_unknown_paths() {
     let (status, body) = problem(
         signed(
             &emu,
-            &Signing::new(V8),
+            &signing(V8),
             "GET",
             "/stream/session/other/apps",
             None,
@@ -388,7 +388,7 @@ async fn download_single_like_23_09_and_24_09() {
     let emu = start(&config_toml(V7, echo, &extra)).await;
     let resp = signed(
         &emu,
-        &Signing::new(V7),
+        &signing(V7),
         "GET",
         "/session/train-1/download_single?file=id_container",
         None,
@@ -400,7 +400,7 @@ async fn download_single_like_23_09_and_24_09() {
         resp.bytes().await.unwrap().as_ref(),
         b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"
     );
-    let mut s = Signing::new(V7);
+    let mut s = signing(V7);
     s.content_type = Some("application/json");
     let resp = signed(
         &emu,
@@ -430,7 +430,7 @@ async fn download_single_like_23_09_and_24_09() {
 
     let resp = signed(
         &emu,
-        &Signing::new(V7),
+        &signing(V7),
         "GET",
         "/session/train-1/download_single?file=nope",
         None,
@@ -461,7 +461,7 @@ async fn download_single_like_23_09_and_24_09() {
     assert!(resp.text().await.unwrap().starts_with("-----BEGIN"));
     let resp = signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "GET",
         "/session/train-1/download_single?file=id_container",
         None,

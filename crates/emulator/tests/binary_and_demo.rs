@@ -127,7 +127,7 @@ async fn demo_serves_its_page_through_a_tunnel() {
         .await
         .unwrap();
     let emu = &demo.emulator;
-    let mut s = Signing::new("v8.20240915");
+    let mut s = signing("v8.20240915");
     s.access_key = DEMO_ACCESS_KEY;
     s.secret_key = DEMO_SECRET_KEY;
     let mut ws = ws_signed(
@@ -167,7 +167,7 @@ async fn demo_serves_its_page_through_a_tunnel() {
     send_binary(&mut ws, b"demo").await;
     assert_eq!(read_exact_binary(&mut ws, 4).await.0, b"demo");
     close(&mut ws).await;
-    let mut sj = Signing::new("v8.20240915");
+    let mut sj = signing("v8.20240915");
     sj.access_key = DEMO_ACCESS_KEY;
     sj.secret_key = DEMO_SECRET_KEY;
     sj.content_type = Some("application/json");

@@ -255,7 +255,7 @@ async fn logged_in(emu: &porthole_emulator::RunningEmulator) -> String {
 #[tokio::test]
 async fn tunnels_through_func() {
     let echo = echo_server().await;
-    let refused = closed_port().await;
+    let refused = closed_port();
     let greeter = greeting_server(b"bye").await;
     let extra = format!(
         r#"

@@ -18,7 +18,7 @@ async fn relays_binary_to_a_real_echo_server() {
     let emu = start(&config_toml(V8, echo, "")).await;
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -55,7 +55,7 @@ async fn relays_binary_to_a_real_echo_server() {
     // Same thing by UUID, through httpproxy and the `service` alias.
     let mut ws2 = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/5a1e0000-0000-4000-8000-00000000a001/httpproxy?service=echo",
     )
     .await
@@ -73,7 +73,7 @@ async fn text_frames_are_dropped_and_pings_answered() {
     let emu = start(&config_toml(V8, echo, "")).await;
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -96,7 +96,7 @@ async fn text_frames_are_dropped_and_pings_answered() {
 #[tokio::test]
 async fn refused_target_closes_1013_and_app_eof_closes_1001() {
     let echo = echo_server().await;
-    let refused = closed_port().await;
+    let refused = closed_port();
     let greeter = greeting_server(b"bye").await;
     let extra = format!(
         r#"
@@ -115,7 +115,7 @@ target = "{greeter}"
     let emu = start(&config_toml(V8, echo, &extra)).await;
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/faults/tcpproxy?app=down",
     )
     .await
@@ -124,7 +124,7 @@ target = "{greeter}"
 
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/faults/tcpproxy?app=greeter",
     )
     .await
@@ -143,13 +143,9 @@ async fn client_close_closes_the_app_socket() {
         "[[sessions]]\nname = \"s\"\n[[sessions.services]]\nname = \"sink\"\ncontainer_ports = [9000]\ntarget = \"{sink}\"\n"
     );
     let emu = start(&config_toml(V8, echo, &extra)).await;
-    let mut ws = ws_signed(
-        &emu,
-        &Signing::new(V8),
-        "/stream/session/s/tcpproxy?app=sink",
-    )
-    .await
-    .unwrap();
+    let mut ws = ws_signed(&emu, &signing(V8), "/stream/session/s/tcpproxy?app=sink")
+        .await
+        .unwrap();
     send_binary(&mut ws, b"abc").await;
     send_binary(&mut ws, b"def").await;
     close(&mut ws).await;
@@ -167,7 +163,7 @@ async fn messages_of_16_mib_get_1009() {
     // 16 MiB - 1 is relayed.
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -191,7 +187,7 @@ async fn messages_of_16_mib_get_1009() {
     // 16 MiB gets CLOSE 1009 and nothing is relayed.
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -279,7 +275,7 @@ container_ports = [2002]
         ),
     ];
     for (path, status, body) in cases {
-        let err = ws_signed(&emu, &Signing::new(V8), path).await.unwrap_err();
+        let err = ws_signed(&emu, &signing(V8), path).await.unwrap_err();
         let (got_status, got_body) = handshake_error(err);
         assert_eq!((got_status, &got_body), (*status, body), "{path}");
     }
@@ -289,7 +285,7 @@ container_ports = [2002]
     // suite holds both to the real servers).
     let err = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo&port=7008",
     )
     .await
@@ -304,7 +300,7 @@ container_ports = [2002]
     // A signed GET without Upgrade: 400 generic-bad-request.
     let resp = signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "GET",
         "/stream/session/train-1/tcpproxy?app=echo",
         None,
@@ -336,7 +332,7 @@ async fn start_delay_is_shared_by_concurrent_first_connections() {
     let emu = start(&config_toml(V8, echo, &extra)).await;
     let path = "/stream/session/slow/tcpproxy?app=app";
     let started = Instant::now();
-    let (sa, sb) = (Signing::new(V8), Signing::new(V8));
+    let (sa, sb) = (signing(V8), signing(V8));
     let (a, b) = tokio::join!(ws_signed(&emu, &sa, path), ws_signed(&emu, &sb, path));
     let first = started.elapsed();
     let (mut a, mut b) = (a.unwrap(), b.unwrap());
@@ -347,7 +343,7 @@ async fn start_delay_is_shared_by_concurrent_first_connections() {
     );
     // The app is up now: the next handshake does not wait.
     let again = Instant::now();
-    let mut c = ws_signed(&emu, &Signing::new(V8), path).await.unwrap();
+    let mut c = ws_signed(&emu, &signing(V8), path).await.unwrap();
     assert!(
         again.elapsed() < Duration::from_millis(300),
         "{:?}",
@@ -368,7 +364,7 @@ async fn v4_uses_kernel_paths() {
     let v4 = "v4.20190615";
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(v4),
+        &signing(v4),
         "/stream/kernel/train-1/httpproxy?app=echo",
     )
     .await
@@ -378,7 +374,7 @@ async fn v4_uses_kernel_paths() {
     close(&mut ws).await;
     let err = ws_signed(
         &emu,
-        &Signing::new(v4),
+        &signing(v4),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -408,7 +404,7 @@ async fn terminating_a_session_closes_its_relays() {
     let emu = start(&config_toml(V8, echo, "")).await;
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -422,7 +418,7 @@ async fn terminating_a_session_closes_its_relays() {
 
     let err = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -442,7 +438,7 @@ async fn terminating_a_session_closes_its_relays() {
     emu.set_session_status("train-1", "RUNNING").unwrap();
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -458,7 +454,7 @@ async fn shutdown_closes_relays_and_releases_the_listener() {
     let addr = emu.local_addr();
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await
@@ -479,7 +475,7 @@ async fn http_control_api() {
     let emu = start_with(&config_toml(V8, echo, ""), true).await;
     let mut ws = ws_signed(
         &emu,
-        &Signing::new(V8),
+        &signing(V8),
         "/stream/session/train-1/tcpproxy?app=echo",
     )
     .await

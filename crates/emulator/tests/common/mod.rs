@@ -1,22 +1,16 @@
-//! Helpers shared by the emulator's integration tests: starting emulators and local target
-//! servers, signing requests with `porthole_core::api::signing`, WebSocket clients.
-#![allow(dead_code)]
+//! Helpers shared by the emulator's integration tests: its standard config and accounts,
+//! and the workspace's test kit (`porthole-testkit`) bound to a running emulator.
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
-use futures_util::{SinkExt, StreamExt};
-use porthole_core::api::signing::{self, SignedRequest, DEFAULT_CONTENT_TYPE};
 use porthole_emulator::{Config, Emulator, RunningEmulator, StartOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+pub use porthole_testkit::signed::{
+    close, expect_close, handshake_error, iso_date, next_message, read_exact_binary, send_binary,
+    Signing, Ws,
+};
+pub use porthole_testkit::{closed_port, echo_server, greeting_server, sink_server, within, WAIT};
+use tokio_tungstenite::tungstenite;
 
 pub const AK: &str = "AKIAEXAMPLE0000000001";
 pub const SK: &str = "secret-key-one";
@@ -24,68 +18,6 @@ pub const AK2: &str = "AKIAEXAMPLE0000000002";
 pub const SK2: &str = "secret-key-two";
 pub const USER: &str = "user@example.com";
 pub const PASSWORD: &str = "pw";
-
-/// Everything a single wait in a test may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(15);
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Awaits `fut` or fails the test after [`WAIT`].
-pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::time::timeout(WAIT, fut).await.expect("timed out")
-}
-
-/// A TCP echo server on 127.0.0.1:0.
-pub async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut rd, mut wr) = stream.into_split();
-                let _ = tokio::io::copy(&mut rd, &mut wr).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A server that writes `greeting` to each connection and closes it.
-pub async fn greeting_server(greeting: &'static [u8]) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = stream.write_all(greeting).await;
-            let _ = stream.shutdown().await;
-        }
-    });
-    addr
-}
-
-/// A server that reports, per connection, everything it read once the peer closed.
-pub async fn sink_server() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut all = Vec::new();
-                let _ = stream.read_to_end(&mut all).await;
-                let _ = tx.send(all);
-            });
-        }
-    });
-    (addr, rx)
-}
-
-/// An address nothing listens on.
-pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
 
 /// The standard test config: two keypairs, one user, sessions `train-1` (RUNNING, with
 /// `echo` backed by `echo`), `queued` (PENDING) and `other` (owned by AK2).
@@ -160,58 +92,14 @@ pub async fn start_with(toml: &str, control_http: bool) -> RunningEmulator {
     .unwrap()
 }
 
-/// The ISO date clients send.
+/// Signing as [`AK`] for API `version`, dated now.
+pub fn signing(version: &str) -> Signing<'_> {
+    Signing::new(AK, SK, version)
+}
+
+/// The date clients send now.
 pub fn now_date() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, false)
-}
-
-/// Request headers for a signed call.
-pub struct Signing<'a> {
-    pub access_key: &'a str,
-    pub secret_key: &'a str,
-    pub date: String,
-    pub version: &'a str,
-    /// Sent Content-Type (None = no header; `application/octet-stream` is signed).
-    pub content_type: Option<&'a str>,
-}
-
-impl Signing<'_> {
-    pub fn new(version: &str) -> Signing<'_> {
-        Signing {
-            access_key: AK,
-            secret_key: SK,
-            date: now_date(),
-            version,
-            content_type: None,
-        }
-    }
-
-    /// `(name, value)` headers for `method path_and_query` sent to `host`.
-    pub fn headers(&self, method: &str, path_and_query: &str, host: &str) -> Vec<(String, String)> {
-        let content_type = self.content_type.unwrap_or(DEFAULT_CONTENT_TYPE);
-        let request = SignedRequest {
-            method,
-            path_and_query,
-            date: &self.date,
-            host,
-            content_type,
-            api_version: self.version,
-        };
-        let day = signing::day_of_iso_date(&self.date).unwrap();
-        let sig = signing::signature(self.secret_key, &day, &request);
-        let mut headers = vec![
-            ("Date".to_owned(), self.date.clone()),
-            ("X-BackendAI-Version".to_owned(), self.version.to_owned()),
-            (
-                "Authorization".to_owned(),
-                signing::authorization(self.access_key, &sig),
-            ),
-        ];
-        if let Some(ct) = self.content_type {
-            headers.push(("Content-Type".to_owned(), ct.to_owned()));
-        }
-        headers
-    }
+    iso_date(chrono::Utc::now())
 }
 
 pub fn http() -> reqwest::Client {
@@ -248,7 +136,7 @@ pub async fn post_json(
     path: &str,
     body: &serde_json::Value,
 ) -> reqwest::Response {
-    let mut s = Signing::new(version);
+    let mut s = signing(version);
     s.content_type = Some("application/json");
     signed(emu, &s, "POST", path, Some(&body.to_string())).await
 }
@@ -267,117 +155,22 @@ pub async fn list(emu: &RunningEmulator, version: &str, status: Option<&str>) ->
     resp.json().await.unwrap()
 }
 
-/// Opens a signed WebSocket to `path_and_query`.
+/// Opens a signed WebSocket to the emulator's `path_and_query`.
 pub async fn ws_signed(
     emu: &RunningEmulator,
     signing: &Signing<'_>,
     path_and_query: &str,
 ) -> Result<Ws, tungstenite::Error> {
-    let host = emu.local_addr().to_string();
-    let mut request = format!("ws://{host}{path_and_query}")
-        .into_client_request()
-        .unwrap();
-    for (k, v) in signing.headers("GET", path_and_query, &host) {
-        let name: tungstenite::http::HeaderName = k.parse().unwrap();
-        request
-            .headers_mut()
-            .insert(name, HeaderValue::from_str(&v).unwrap());
-    }
-    within(tokio_tungstenite::connect_async(request))
-        .await
-        .map(|(ws, _)| ws)
+    porthole_testkit::signed::ws_signed(emu.local_addr(), signing, path_and_query).await
 }
 
-/// Opens a WebSocket with extra headers and no signature (session mode).
+/// Opens a WebSocket to the emulator with extra headers and no signature (session mode).
 pub async fn ws_with_headers(
     emu: &RunningEmulator,
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<Ws, tungstenite::Error> {
-    let mut request = format!("ws://{}{path_and_query}", emu.local_addr())
-        .into_client_request()
-        .unwrap();
-    for (k, v) in headers {
-        let name: tungstenite::http::HeaderName = k.parse().unwrap();
-        request
-            .headers_mut()
-            .insert(name, HeaderValue::from_str(v).unwrap());
-    }
-    within(tokio_tungstenite::connect_async(request))
-        .await
-        .map(|(ws, _)| ws)
-}
-
-/// The status and JSON body of a failed WebSocket handshake.
-pub fn handshake_error(err: tungstenite::Error) -> (u16, serde_json::Value) {
-    match err {
-        tungstenite::Error::Http(response) => {
-            let status = response.status().as_u16();
-            let body = response.body().clone().unwrap_or_default();
-            let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-            (status, json)
-        }
-        other => panic!("expected an HTTP error, got {other:?}"),
-    }
-}
-
-/// The next non-ping/pong message.
-pub async fn next_message(ws: &mut Ws) -> Option<Message> {
-    loop {
-        match within(ws.next()).await {
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(m)) => return Some(m),
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
-/// Reads BINARY frames until `n` bytes arrived; returns them and the largest frame size.
-pub async fn read_exact_binary(ws: &mut Ws, n: usize) -> (Vec<u8>, usize) {
-    let mut out = Vec::with_capacity(n);
-    let mut largest = 0;
-    while out.len() < n {
-        match next_message(ws).await {
-            Some(Message::Binary(b)) => {
-                largest = largest.max(b.len());
-                out.extend_from_slice(&b);
-            }
-            other => panic!("expected binary data, got {other:?}"),
-        }
-    }
-    (out, largest)
-}
-
-/// Waits for a CLOSE frame and returns its code (after letting the close handshake finish).
-pub async fn expect_close(ws: &mut Ws) -> u16 {
-    loop {
-        let code = match next_message(ws).await {
-            Some(Message::Close(Some(frame))) => u16::from(frame.code),
-            Some(Message::Close(None)) => 1005,
-            Some(Message::Binary(_) | Message::Text(_)) => continue,
-            other => panic!("expected a CLOSE frame, got {other:?}"),
-        };
-        // Reading on sends our CLOSE reply; the server then ends the connection.
-        while let Some(Ok(_)) = within(ws.next()).await {}
-        return code;
-    }
-}
-
-/// Sends binary data.
-pub async fn send_binary(ws: &mut Ws, data: &[u8]) {
-    within(ws.send(Message::binary(data.to_vec())))
-        .await
-        .unwrap();
-}
-
-/// Closes with 1000 and waits for the server's reply.
-pub async fn close(ws: &mut Ws) {
-    let _ = within(ws.close(Some(tungstenite::protocol::CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    })))
-    .await;
-    while let Some(Ok(_)) = within(ws.next()).await {}
+    porthole_testkit::signed::ws_with_headers(emu.local_addr(), path_and_query, headers).await
 }
 
 /// Logs in through `/server/login`; returns the session id.
