@@ -219,7 +219,7 @@ enum State {
     #[default]
     SignedOut,
     SignedIn {
-        conn: Connection,
+        conn: Box<Connection>,
         /// The last listing: what clicks look sessions up in.
         sessions: Vec<ComputeSession>,
         error: Option<UiError>,
@@ -280,7 +280,7 @@ impl Account {
     /// Signed in (from any state): the previous connection, if any, is dropped.
     pub(crate) fn signed_in(&mut self, conn: Connection, sessions: Vec<ComputeSession>) {
         self.enter(State::SignedIn {
-            conn,
+            conn: Box::new(conn),
             sessions,
             error: None,
         });
@@ -335,7 +335,7 @@ impl Account {
     /// The connection and its generation, when signed in.
     pub(crate) fn connection(&self) -> Result<(Connection, u64), UiError> {
         match &self.state {
-            State::SignedIn { conn, .. } => Ok((conn.clone(), self.generation)),
+            State::SignedIn { conn, .. } => Ok(((**conn).clone(), self.generation)),
             _ => Err(UiError::new(
                 "signed-out",
                 "not signed in; pick a profile or try the demo",
