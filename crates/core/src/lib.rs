@@ -2,6 +2,9 @@
 //! and saved endpoints ([`profiles`]). It knows nothing of any GUI; the desktop app and
 //! the `porthole` command are thin layers over it.
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod api;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

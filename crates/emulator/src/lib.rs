@@ -36,6 +36,7 @@
 //! (started with [`StartOptions::control_http`]) in [`control`]; the built-in demo in [`demo`].
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod auth;
 pub mod config;
