@@ -90,6 +90,7 @@ test('the session shows JupyterLab and SSH', async () => {
 });
 
 test('clicking JupyterLab opens a working JupyterLab in Chromium on the tunnelâ€™s own name', async () => {
+  await wd.waitVisible(app('jupyterlab'), 30000);
   await wd.clickCss(`${app('jupyterlab')} .app-button`);
   const line = (await waitForFile(results, 90000)).trim().split('\n').pop();
   const result = JSON.parse(line);
@@ -99,6 +100,7 @@ test('clicking JupyterLab opens a working JupyterLab in Chromium on the tunnelâ€
 });
 
 test('clicking SSH runs ssh to dropbear in the terminal', async () => {
+  await wd.waitVisible(app('sshd'), 30000);
   await useTerminal(wd, terminal.file);
   await wd.clickCss(`${app('sshd')} .app-button`);
   const rc = await waitForFile(path.join(terminal.out, 'rc'), 60000);

@@ -90,7 +90,33 @@ function modeSuite(mode) {
     if (root && !process.env.PORTHOLE_GUI_KEEP) fs.rmSync(root, { recursive: true, force: true });
   });
 
-  test('signs in through the form; the secret is only in the Secret Service', { skip }, async () => {
+  // Fixtures: each test can run alone; these bring a fresh app to what it needs, and do
+  // nothing when an earlier test left it there.
+  async function signedIn() {
+    const current = await wd.execute("return document.querySelector('#profile-name').textContent;");
+    if (current !== profile) await signInThroughTheForm();
+    await wd.waitVisible(running, 60000);
+  }
+
+  async function jupyterOpened() {
+    await signedIn();
+    if (!fs.existsSync(results)) await wd.clickCss(`${app('jupyter')} .app-button`);
+    const line = (await waitForFile(results, 120000)).trim().split('\n').pop();
+    await wd.waitVisible(tunnelRow('jupyter'), 30000);
+    return line;
+  }
+
+  async function sshRan() {
+    await signedIn();
+    if (!fs.existsSync(path.join(terminal.out, 'rc'))) {
+      await useTerminal(wd, terminal.file);
+      await wd.clickCss(`${app('sshd')} .app-button`);
+    }
+    await waitForFile(path.join(terminal.out, 'rc'), 90000);
+    await wd.waitVisible(tunnelRow('sshd'), 30000);
+  }
+
+  async function signInThroughTheForm() {
     const secret = mode === 'session' ? keys.BACKEND_PASSWORD : keys.BACKEND_SECRET_KEY;
     await wd.waitVisible('#view-signin');
     await wd.type('#pf-name', profile);
@@ -107,11 +133,17 @@ function modeSuite(mode) {
     await wd.clickCss('#pf-save');
     await wd.waitText('#profile-name', (t) => t === profile, 60000);
     await wd.waitVisible(running, 60000);
+    return secret;
+  }
+
+  test('signs in through the form; the secret is only in the Secret Service', { skip }, async () => {
+    const secret = await signInThroughTheForm();
     assert.equal(secretToolLookup(env, ['service', 'porthole', 'username', `profile:${profile}`]), secret);
     assert.deepEqual(filesContaining(Object.values(dirs), secret), [], 'the secret is in no file');
   });
 
   test('lists rig-running with its apps and says why rig-pending has none', { skip }, async () => {
+    await signedIn();
     await wd.waitVisible(app('jupyter'), 30000);
     await wd.waitVisible(app('sshd'), 30000);
     const names = await wd.execute(
@@ -127,18 +159,15 @@ function modeSuite(mode) {
   });
 
   test('clicking Jupyter opens the real JupyterLab in headless Chromium', { skip }, async () => {
-    await wd.clickCss(`${app('jupyter')} .app-button`);
-    const line = (await waitForFile(results, 120000)).trim().split('\n').pop();
+    const line = await jupyterOpened();
     const result = JSON.parse(line);
     assert.match(result.url, /^http:\/\/jupyter-rig-running\.localhost:\d+\//);
     assert.equal(result.ok, true, `browser check: ${line}`);
-    await wd.waitVisible(tunnelRow('jupyter'), 30000);
   });
 
   test('clicking SSH runs ssh with the downloaded key and gets output back', { skip }, async () => {
-    await useTerminal(wd, terminal.file);
-    await wd.clickCss(`${app('sshd')} .app-button`);
-    const rc = await waitForFile(path.join(terminal.out, 'rc'), 90000);
+    await sshRan();
+    const rc = fs.readFileSync(path.join(terminal.out, 'rc'), 'utf8');
     const stdout = fs.readFileSync(path.join(terminal.out, 'stdout'), 'utf8');
     const stderr = fs.readFileSync(path.join(terminal.out, 'stderr'), 'utf8');
     const argv = fs.readFileSync(path.join(terminal.out, 'argv'), 'utf8');
@@ -146,11 +175,12 @@ function modeSuite(mode) {
     assert.equal(stdout.trim(), 'porthole-ssh-ok');
     assert.match(argv, /work@/, `argv: ${argv}`);
     assert.equal(fs.readFileSync(path.join(terminal.out, 'key.mode'), 'utf8').trim(), '600');
-    await wd.waitVisible(tunnelRow('sshd'), 30000);
     await saveShot(wd, `12-rig-${RELEASE}-${mode}-tunnels.png`);
   });
 
   test('stopping the tunnels closes their ports and removes the key', { skip }, async () => {
+    await jupyterOpened();
+    await sshRan();
     const port = Number((await wd.waitText(`${tunnelRow('jupyter')} .t-addr`, (t) => t.includes(':'))).split(':').pop());
     assert.equal(await portOpen(port), true);
     const keyPath = fs.readFileSync(path.join(terminal.out, 'key.path'), 'utf8').trim();
