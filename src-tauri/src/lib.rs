@@ -29,8 +29,16 @@ use tokio::sync::broadcast::error::RecvError;
 type Porthole<'a> = State<'a, Arc<App>>;
 type Reply<T> = Result<T, UiError>;
 
-/// Set once Quit has started, so the exit it ends with is not prevented.
-static QUITTING: AtomicBool = AtomicBool::new(false);
+/// Set once Quit has started, so the exit it ends with is not prevented (managed state).
+#[derive(Default)]
+struct Quitting(AtomicBool);
+
+/// Whether Quit has started.
+fn quitting(handle: &AppHandle) -> bool {
+    handle
+        .try_state::<Quitting>()
+        .is_some_and(|q| q.0.load(Ordering::SeqCst))
+}
 
 // ----- commands: one call into the app each -----
 
@@ -210,7 +218,10 @@ fn copy_to_clipboard(handle: &AppHandle, text: &str) {
 /// Stops every tunnel cleanly (closing connections, removing keys, stopping the demo),
 /// then exits.
 fn quit(handle: AppHandle) {
-    if QUITTING.swap(true, Ordering::SeqCst) {
+    let started = handle
+        .try_state::<Quitting>()
+        .is_some_and(|q| q.0.swap(true, Ordering::SeqCst));
+    if started {
         return;
     }
     tracing::info!("quitting");
@@ -329,6 +340,7 @@ pub fn run() -> ExitCode {
         .plugin(tauri_plugin_shell::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(log_info)
+        .manage(Quitting::default())
         .manage(tray::TrayCache::default())
         .setup(move |tauri_app| {
             let handle = tauri_app.handle().clone();
@@ -352,7 +364,7 @@ pub fn run() -> ExitCode {
         })
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { api, .. } = event {
-                if !QUITTING.load(Ordering::SeqCst) {
+                if !quitting(window.app_handle()) {
                     // Tunnels keep running in the tray; Quit is in the tray menu.
                     api.prevent_close();
                     let _ = window.hide();
@@ -397,10 +409,10 @@ pub fn run() -> ExitCode {
     };
     built.run(|handle, event| {
         if let RunEvent::ExitRequested { api, code, .. } = event {
-            if code.is_none() && !QUITTING.load(Ordering::SeqCst) {
+            if code.is_none() && !quitting(handle) {
                 // The last window went away: keep running in the tray.
                 api.prevent_exit();
-            } else if !QUITTING.load(Ordering::SeqCst) {
+            } else if !quitting(handle) {
                 api.prevent_exit();
                 quit(handle.clone());
             }
