@@ -31,12 +31,7 @@ async fn emulator(mode: Mode, echo_target: &str) -> Emulator {
             services: vec![Service::new("echo", "tcp", echo_target), failing],
             ssh_key: None,
         },
-        Session {
-            name: "queued".into(),
-            status: "PENDING".into(),
-            services: vec![],
-            ssh_key: None,
-        },
+        Session::pending("queued"),
     ];
     Emulator::start(mode, &emulator_config(mode, &sessions, "")).await
 }

@@ -20,12 +20,7 @@ fn sessions(sshd: &Sshd, http: &HttpServer) -> Vec<Session> {
             ],
             ssh_key: Some(sshd.client_key.clone()),
         },
-        Session {
-            name: "queued".into(),
-            status: "PENDING".into(),
-            services: vec![],
-            ssh_key: None,
-        },
+        Session::pending("queued"),
     ]
 }
 

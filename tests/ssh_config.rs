@@ -25,12 +25,7 @@ async fn fixture() -> Fixture {
             services: vec![Service::new("sshd", "tcp", &sshd.target())],
             ssh_key: Some(sshd.client_key.clone()),
         },
-        Session {
-            name: "queued".into(),
-            status: "PENDING".into(),
-            services: vec![],
-            ssh_key: None,
-        },
+        Session::pending("queued"),
     ];
     let emu = Emulator::start(Mode::ApiV8, &emulator_config(Mode::ApiV8, &sessions, "")).await;
     let home = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use porthole_core::api::version::ApiVersion;
 use porthole_e2e::{
-    bin, greeting_echo_server, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd,
+    greeting_echo_server, read_line_until, run_with_timeout, Emulator, HttpServer, Mode, Sshd,
 };
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -327,14 +327,7 @@ impl Target {
 
     /// A `porthole` command for this target.
     pub fn porthole(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("porthole"));
-        cmd.args(args)
-            .env_remove("BROWSER")
-            .env_remove("RUST_LOG")
-            .envs(self.env())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
+        porthole_e2e::porthole_command(args, self.env())
     }
 
     /// Runs `porthole args` to completion within `secs`.

@@ -497,24 +497,9 @@ impl Dropbear {
     }
 
     /// Options for the system ssh/scp/sftp that log in with the session key through
-    /// `port` (`-P PORT` last: ssh wants `-p`).
+    /// `port`.
     pub fn client_options(&self, port: u16) -> Vec<String> {
-        vec![
-            "-i".into(),
-            self.client_key.display().to_string(),
-            "-o".into(),
-            "StrictHostKeyChecking=no".into(),
-            "-o".into(),
-            "UserKnownHostsFile=/dev/null".into(),
-            "-o".into(),
-            "IdentitiesOnly=yes".into(),
-            "-o".into(),
-            "BatchMode=yes".into(),
-            "-o".into(),
-            "LogLevel=ERROR".into(),
-            "-P".into(),
-            port.to_string(),
-        ]
+        crate::ssh_client_options(&self.client_key, port)
     }
 }
 

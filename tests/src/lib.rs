@@ -71,6 +71,41 @@ pub fn bin(name: &str) -> PathBuf {
 
 pub use porthole_testkit::{free_port, greeting_echo_server};
 
+/// A `porthole` command with `args` and the environment `env` (BACKEND_* variables), no
+/// stdin, no browser and no inherited log filter, killed when dropped.
+pub fn porthole_command<I, K, V>(args: &[&str], env: I) -> Command
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(bin("porthole"));
+    cmd.args(args)
+        .env_remove("BROWSER")
+        .env_remove("RUST_LOG")
+        .envs(env)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Options for the system ssh/scp/sftp that log in with `key` through `port` on loopback,
+/// quietly and without host-key prompts (`-P PORT` last: ssh wants `-p`).
+pub fn ssh_client_options(key: &Path, port: u16) -> Vec<String> {
+    let mut options = vec!["-i".to_owned(), key.display().to_string()];
+    for option in [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "IdentitiesOnly=yes",
+        "BatchMode=yes",
+        "LogLevel=ERROR",
+    ] {
+        options.extend(["-o".to_owned(), option.to_owned()]);
+    }
+    options.extend(["-P".to_owned(), port.to_string()]);
+    options
+}
+
 /// Reads lines from `reader` until one satisfies `want`, within `secs`.
 pub async fn read_line_until<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
@@ -203,6 +238,18 @@ pub struct Session {
     pub ssh_key: Option<PathBuf>,
 }
 
+impl Session {
+    /// A PENDING session: no apps, no key.
+    pub fn pending(name: &str) -> Session {
+        Session {
+            name: name.into(),
+            status: "PENDING".into(),
+            services: Vec::new(),
+            ssh_key: None,
+        }
+    }
+}
+
 /// Renders an emulator config for `mode` with `sessions`, plus `extra` top-level TOML.
 pub fn emulator_config(mode: Mode, sessions: &[Session], extra: &str) -> String {
     let mut toml = format!(
@@ -300,13 +347,7 @@ impl Emulator {
 
     /// A `porthole` command configured for this emulator through BACKEND_* variables.
     pub fn porthole(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("porthole"));
-        cmd.args(args)
-            .env_remove("BROWSER")
-            .envs(self.env())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
+        porthole_command(args, self.env())
     }
 
     /// Runs `porthole args` to completion (at most `secs`), returning status and output.
@@ -521,22 +562,7 @@ impl Sshd {
 
     /// Options for the system ssh/scp that log in with the session key through `port`.
     pub fn client_options(&self, port: u16) -> Vec<String> {
-        vec![
-            "-i".into(),
-            self.client_key.display().to_string(),
-            "-o".into(),
-            "StrictHostKeyChecking=no".into(),
-            "-o".into(),
-            "UserKnownHostsFile=/dev/null".into(),
-            "-o".into(),
-            "IdentitiesOnly=yes".into(),
-            "-o".into(),
-            "BatchMode=yes".into(),
-            "-o".into(),
-            "LogLevel=ERROR".into(),
-            "-P".into(),
-            port.to_string(),
-        ]
+        ssh_client_options(&self.client_key, port)
     }
 }
 

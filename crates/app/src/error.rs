@@ -5,6 +5,7 @@ use porthole_core::api::ApiError;
 use porthole_core::profiles::ProfileError;
 use porthole_core::ssh::KeyError;
 use porthole_core::ssh_config::SshConfigError;
+use porthole_core::toml_file::TomlFileError;
 use porthole_core::tunnel::TunnelError;
 use serde::Serialize;
 
@@ -116,8 +117,8 @@ impl From<ProfileError> for UiError {
             ProfileError::Invalid(_) => "invalid-profile",
             ProfileError::NotFound(_) => "profile-not-found",
             ProfileError::Exists(_) => "profile-exists",
-            ProfileError::Io { .. } => "io",
-            ProfileError::Corrupt { .. } => "corrupt-profiles",
+            ProfileError::File(TomlFileError::Corrupt { .. }) => "corrupt-profiles",
+            ProfileError::File(_) | ProfileError::NoConfigDir => "io",
             ProfileError::Keychain(_) => "keychain",
             ProfileError::NoSecret(_) => "no-secret",
         };

@@ -3,7 +3,6 @@
 //! [`SecretStore`] trait, so tests can swap in [`MemorySecrets`].
 
 use std::collections::HashMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -116,49 +115,18 @@ pub enum ProfileError {
     /// The name is taken.
     #[error("a profile named {0:?} already exists; remove it first or pick another name")]
     Exists(String),
-    /// The profiles file could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// read or write
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The profiles file is not valid TOML of the expected shape.
-    #[error("{path} is not a valid profiles file ({detail}); fix or delete it")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// The parser's reason.
-        detail: String,
-    },
+    /// The profiles file could not be read or written, or is not valid.
+    #[error(transparent)]
+    File(#[from] TomlFileError),
+    /// There is no home directory to keep the profiles in.
+    #[error("cannot find the config directory (no home directory)")]
+    NoConfigDir,
     /// The OS keychain failed.
     #[error("the OS keychain failed: {0}. On Linux a Secret Service (GNOME Keyring, KWallet) must be running and unlocked.")]
     Keychain(String),
     /// The profile has no secret stored.
     #[error("no secret is stored in the keychain for profile {0:?}")]
     NoSecret(String),
-}
-
-impl From<TomlFileError> for ProfileError {
-    fn from(e: TomlFileError) -> Self {
-        match e {
-            TomlFileError::Io {
-                action,
-                path,
-                source,
-            } => ProfileError::Io {
-                action,
-                path,
-                source,
-            },
-            TomlFileError::Corrupt { path, detail } => ProfileError::Corrupt { path, detail },
-            TomlFileError::Encode { detail, .. } => ProfileError::Invalid(detail),
-        }
-    }
 }
 
 /// The profiles file: every profile plus which one is in use.
@@ -285,11 +253,7 @@ impl ProfileStore {
 
     /// The store in the platform config directory.
     pub fn default_location() -> Result<Self, ProfileError> {
-        let dir = config_dir().ok_or_else(|| ProfileError::Io {
-            action: "find",
-            path: PathBuf::from("the config directory"),
-            source: io::Error::new(io::ErrorKind::NotFound, "no home directory"),
-        })?;
+        let dir = config_dir().ok_or(ProfileError::NoConfigDir)?;
         Ok(Self::at(dir.join("profiles.toml")))
     }
 
@@ -436,6 +400,9 @@ mod tests {
         assert!(!store.path().exists());
         assert_eq!(secrets.get("x").unwrap(), None);
         fs::write(store.path(), "profile = 3").unwrap();
-        assert!(matches!(store.load(), Err(ProfileError::Corrupt { .. })));
+        assert!(matches!(
+            store.load(),
+            Err(ProfileError::File(TomlFileError::Corrupt { .. }))
+        ));
     }
 }

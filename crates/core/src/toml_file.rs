@@ -24,7 +24,7 @@ pub enum TomlFileError {
         source: io::Error,
     },
     /// The file is not valid TOML of the expected shape.
-    #[error("{path} is not valid ({detail})")]
+    #[error("{path} is not valid ({detail}); fix or delete it")]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -2,7 +2,6 @@
 //! file ([`porthole_core::toml_file`]). Neither file ever holds a secret.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use porthole_core::toml_file::{self, TomlFileError};
@@ -83,52 +82,20 @@ pub enum SettingsError {
     /// A value is unusable.
     #[error("invalid setting: {0}")]
     Invalid(String),
-    /// The file could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// read or write
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not valid TOML of the expected shape.
-    #[error("{path} is not a valid settings file ({detail}); fix or delete it")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// The parser's reason.
-        detail: String,
-    },
+    /// The file could not be read or written, or is not valid.
+    #[error(transparent)]
+    File(#[from] TomlFileError),
 }
 
 impl SettingsError {
     /// A stable short name for the error class, for the UI.
     pub fn kind(&self) -> &'static str {
         match self {
-            SettingsError::Invalid(_) => "invalid-setting",
-            SettingsError::Io { .. } => "io",
-            SettingsError::Corrupt { .. } => "corrupt-settings",
-        }
-    }
-}
-
-impl From<TomlFileError> for SettingsError {
-    fn from(e: TomlFileError) -> Self {
-        match e {
-            TomlFileError::Io {
-                action,
-                path,
-                source,
-            } => SettingsError::Io {
-                action,
-                path,
-                source,
-            },
-            TomlFileError::Corrupt { path, detail } => SettingsError::Corrupt { path, detail },
-            TomlFileError::Encode { detail, .. } => SettingsError::Invalid(detail),
+            SettingsError::Invalid(_) | SettingsError::File(TomlFileError::Encode { .. }) => {
+                "invalid-setting"
+            }
+            SettingsError::File(TomlFileError::Io { .. }) => "io",
+            SettingsError::File(TomlFileError::Corrupt { .. }) => "corrupt-settings",
         }
     }
 }

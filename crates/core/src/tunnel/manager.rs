@@ -211,15 +211,15 @@ impl TunnelManager {
         watch
     }
 
+    /// Every slot, with or without a tunnel in it.
+    fn all_slots(&self) -> Vec<Arc<tokio::sync::Mutex<Slot>>> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.values().cloned().collect()
+    }
+
     /// Every tunnel, oldest first.
     pub fn list(&self) -> Vec<TunnelInfo> {
-        let slots: Vec<_> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.all_slots();
         let mut out: Vec<TunnelInfo> = slots
             .iter()
             .filter_map(|slot| {
@@ -234,13 +234,7 @@ impl TunnelManager {
     /// Stops the tunnel with `id`: closes its connections and releases its port.
     /// Returns whether it existed.
     pub async fn stop(&self, id: u64) -> bool {
-        let slots: Vec<_> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots = self.all_slots();
         for slot in slots {
             let mut slot = slot.lock().await;
             let matches = slot.entry.as_ref().is_some_and(|e| lock(&e.info).id == id);
