@@ -318,7 +318,7 @@ async fn run_cell(base: &str) -> String {
 }
 
 /// Message size limits: 16 MiB for the manager, 4 MiB for the web server's client socket;
-/// CLOSE 1009 beyond. Porthole's frames stay far below both limits, so 20 MiB written in
+/// CLOSE 1009 beyond (26.x also ends the connection at once). Porthole's frames stay far below both limits, so 20 MiB written in
 /// one go through `porthole open` comes back whole.
 pub fn oversized_frame(t: &Target) -> BoxFuture<'_, Obs> {
     Box::pin(async move {
@@ -330,15 +330,17 @@ pub fn oversized_frame(t: &Target) -> BoxFuture<'_, Obs> {
                 .ws(&tunnel_path("rig-running", "tcpproxy", "app=echo"))
                 .await
                 .open("echo");
-            let seen = ws_echo(&mut ws, size).await;
+            let mut seen = ws_echo(&mut ws, size).await;
             if size < limit {
                 assert_eq!(seen, format!("echoed {size} bytes"), "{}", t.label());
             } else if t.speaks("v9.20250722") {
-                assert!(
-                    seen.starts_with("the server ended the connection"),
-                    "{}: {seen}",
-                    t.label()
-                );
+                // 26.x closes with 1009 and ends the connection at once: whether the client
+                // reads the CLOSE or its send meets the end first is a race on the real
+                // servers (both seen on the 26.9 web server), so either is the answer.
+                let refused = seen.starts_with("the server ended the connection")
+                    || seen == format!("0 of {size} bytes, then close 1009");
+                assert!(refused, "{}: {seen}", t.label());
+                seen = "refused: close 1009, or the connection ended first".into();
             } else {
                 assert_eq!(
                     seen,
