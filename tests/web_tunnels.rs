@@ -267,7 +267,8 @@ async fn tunnels_listen_on_loopback_only_unless_told_otherwise() {
     let warning =
         read_line_until(&mut stderr, 30, "porthole open", |l| l.contains("warning")).await;
     assert!(
-        warning.contains("anyone who can reach this address can use web"),
+        warning.starts_with("porthole: warning: web on 0.0.0.0:")
+            && warning.contains("other machines and every local user can use it"),
         "{warning}"
     );
     terminate(&child);

@@ -151,6 +151,7 @@ function createRow(t) {
     el('span', 't-rate'),
     actions,
     el('div', 't-error'),
+    el('div', 't-notice'),
   );
   addr.onclick = () => {
     const current = state.tunnels.get(t.id) || t;
@@ -177,6 +178,10 @@ function updateRow(li, t) {
   setText(err, showErr ? `Last error: ${st.last_error}` : '');
   err.hidden = !showErr;
   if (st.last_error) li.title = `Last error: ${st.last_error}`;
+  // Who else tried to use it, or that anyone can (the engine's words).
+  const notice = $('.t-notice', li);
+  setText(notice, t.notice || '');
+  notice.hidden = !t.notice;
 }
 
 function updateRate(li, id) {

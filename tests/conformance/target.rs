@@ -79,6 +79,9 @@ pub struct Backends {
     pub ssh_user: String,
     /// Whether these are the rig's own services (else stand-ins).
     pub rig: bool,
+    /// The home of the `porthole` commands run against them: the SSH host key they pin
+    /// belongs to this `sshd`, and stand-ins of other tests have other keys.
+    pub home: tempfile::TempDir,
     _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -98,6 +101,7 @@ impl Backends {
             key: rig().ssh_key(),
             ssh_user: "work".into(),
             rig: true,
+            home: tempfile::tempdir().expect("a home for porthole"),
             _keep: Vec::new(),
         })
     }
@@ -149,6 +153,7 @@ impl Backends {
             key: sshd.client_key.clone(),
             ssh_user: sshd.user.clone(),
             rig: false,
+            home: tempfile::tempdir().expect("a home for porthole"),
             _keep: vec![Box::new(sshd), Box::new(ttyd), Box::new(jupyter)],
         })
     }
@@ -308,7 +313,10 @@ impl Target {
 
     /// The BACKEND_* environment of the official client for this target.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut vars = vec![("BACKEND_ENDPOINT", self.endpoint.clone())];
+        let mut vars = vec![
+            ("BACKEND_ENDPOINT", self.endpoint.clone()),
+            ("HOME", self.backends.home.path().display().to_string()),
+        ];
         if self.session_mode() {
             vars.extend([
                 ("BACKEND_ENDPOINT_TYPE", "session".to_owned()),

@@ -9,7 +9,7 @@
 // cost nothing when an earlier test left the app there.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -277,6 +277,41 @@ test('the tray menu model lists the running tunnel', async () => {
   assert.equal(menu.tunnels[0].label, 'gui-lab · Jupyter');
   assert.deepEqual(menu.tunnels[0].items, ['Open', 'Copy address', 'Stop']);
   assert.deepEqual(menu.actions, ['Stop all', 'Show Porthole', 'Quit']);
+});
+
+test('another local user is refused by the app’s tunnels, and the row says who', async (t) => {
+  if (process.getuid() !== 0) {
+    t.skip('creating a second OS user needs root');
+    return;
+  }
+  await tunnelUp('jupyter');
+  const port = Number((await wd.waitText(`${tunnelRow('jupyter')} .t-addr`, (x) => x.includes(':'))).split(':').pop());
+  const name = `ph-gui-${process.pid}`;
+  spawnSync('userdel', ['-r', name]);
+  const made = spawnSync('useradd', ['--create-home', '--shell', '/bin/sh', name]);
+  assert.equal(made.status, 0, `useradd: ${made.stderr}`);
+  try {
+    // The other user's request is closed before anything reaches the session.
+    const client = `
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: 127.0.0.1:" + sys.argv[1].encode() + b"\\r\\n\\r\\n")
+try:
+    print("GOT" if s.recv(65536) else "CLOSED")
+except ConnectionResetError:
+    print("CLOSED")
+`;
+    const other = spawnSync('runuser', ['-u', name, '--', 'python3', '-c', client, String(port)], { timeout: 30000 });
+    assert.equal(other.stdout.toString().trim(), 'CLOSED', `the other user: ${other.stderr}`);
+    // The owner's still work.
+    const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(20000) });
+    assert.match(await res.text(), new RegExp(MARKER));
+    const notice = await wd.waitText(`${tunnelRow('jupyter')} .t-notice`, (x) => x.includes(name));
+    assert.equal(notice, `Refused 1 connection from ${name}: only you can use this tunnel`);
+    await saveShot(wd, '13-refused-other-user.png');
+  } finally {
+    spawnSync('userdel', ['-r', name]);
+  }
 });
 
 test('clicking sshd runs ssh in the configured terminal, with a 0600 key', async () => {

@@ -71,8 +71,25 @@ pub fn bin(name: &str) -> PathBuf {
 
 pub use porthole_testkit::{free_port, greeting_echo_server};
 
+/// The home directory of the commands this test process runs (under `target/tmp`, one per
+/// process): what `porthole` keeps under `~` (pinned SSH host keys) never lands in the
+/// real home, and the servers of one test binary see one consistent home.
+pub fn test_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = bin_dir()
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("tmp")
+            .join(format!("home-{}", std::process::id()));
+        std::fs::create_dir_all(&home).expect("create the test home");
+        home
+    })
+}
+
 /// A `porthole` command with `args` and the environment `env` (BACKEND_* variables), no
-/// stdin, no browser and no inherited log filter, killed when dropped.
+/// stdin, no browser and no inherited log filter, `HOME` the [`test_home`] (callers may
+/// set another), killed when dropped.
 pub fn porthole_command<I, K, V>(args: &[&str], env: I) -> Command
 where
     I: IntoIterator<Item = (K, V)>,
@@ -83,6 +100,7 @@ where
     cmd.args(args)
         .env_remove("BROWSER")
         .env_remove("RUST_LOG")
+        .env("HOME", test_home())
         .envs(env)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -345,9 +363,15 @@ impl Emulator {
         vars
     }
 
-    /// A `porthole` command configured for this emulator through BACKEND_* variables.
+    /// A `porthole` command configured for this emulator through BACKEND_* variables,
+    /// with a home of this emulator's own: its sessions' ids repeat between test
+    /// emulators, their SSH host keys do not, so pinned keys must not be shared.
     pub fn porthole(&self, args: &[&str]) -> Command {
-        porthole_command(args, self.env())
+        let home = self._dir.path().join("home");
+        let _ = std::fs::create_dir_all(&home);
+        let mut cmd = porthole_command(args, self.env());
+        cmd.env("HOME", home);
+        cmd
     }
 
     /// Runs `porthole args` to completion (at most `secs`), returning status and output.
@@ -389,6 +413,8 @@ pub async fn run_with_timeout(mut cmd: Command, secs: u64) -> std::process::Outp
 pub struct OpenTunnel {
     /// The parsed JSON ready line.
     pub ready: Value,
+    /// Its error output, when `cmd` piped it.
+    stderr: Option<BufReader<tokio::process::ChildStderr>>,
     child: Child,
 }
 
@@ -399,7 +425,22 @@ impl OpenTunnel {
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let line = read_line_until(&mut out, 90, "porthole open", |l| l.starts_with('{')).await;
         let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
-        OpenTunnel { ready, child }
+        let stderr = child.stderr.take().map(BufReader::new);
+        OpenTunnel {
+            ready,
+            stderr,
+            child,
+        }
+    }
+
+    /// The next line of its error output that satisfies `want`, within `secs` (the command
+    /// must have piped stderr).
+    pub async fn stderr_line(&mut self, secs: u64, want: impl FnMut(&str) -> bool) -> String {
+        let stderr = self
+            .stderr
+            .as_mut()
+            .expect("spawn porthole open with stderr piped to read it");
+        read_line_until(stderr, secs, "porthole open's error output", want).await
     }
 
     /// `127.0.0.1:PORT` of the tunnel.
@@ -454,9 +495,107 @@ fn sshd_path() -> PathBuf {
         .expect("OpenSSH sshd is not installed (apt-get install openssh-server)")
 }
 
+/// A new ed25519 key pair at `path` (and `path.pub`).
+async fn ssh_keygen(path: &Path) {
+    let mut c = Command::new("ssh-keygen");
+    c.args(["-q", "-t", "ed25519", "-N", "", "-C", "porthole-test", "-f"])
+        .arg(path);
+    let out = run_with_timeout(c, 30).await;
+    assert!(out.status.success(), "ssh-keygen failed: {out:?}");
+}
+
+/// Starts sshd with `config` in the foreground and waits until it listens.
+async fn spawn_sshd(config: &Path) -> Child {
+    let mut child = Command::new(sshd_path())
+        .args(["-D", "-e", "-f"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sshd");
+    // At LogLevel INFO sshd says "Server listening on 127.0.0.1 port N." once ready.
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    read_line_until(&mut err, 20, "sshd", |l| l.contains("Server listening on")).await;
+    tokio::spawn(async move {
+        let mut line = String::new();
+        while err
+            .read_line(&mut line)
+            .await
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            if std::env::var_os("PORTHOLE_TEST_SSHD_LOG").is_some() {
+                eprint!("sshd: {line}");
+            }
+            line.clear();
+        }
+    });
+    child
+}
+
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A local account made for one test, removed with its home when dropped: the other
+/// user on a shared machine.
+pub struct OsUser {
+    /// Its login name.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+}
+
+impl OsUser {
+    /// Creates the account `name` (needs root; `None`, with the reason printed, when this
+    /// process is not root).
+    pub fn create(name: &str) -> Option<OsUser> {
+        let uid_line = proc_status_field("self", "Uid").unwrap_or_default();
+        if uid_line.split_whitespace().nth(1) != Some("0") {
+            eprintln!("skipped: creating the OS user {name} needs root");
+            return None;
+        }
+        // A user left behind by an earlier, killed run.
+        let _ = std::process::Command::new("userdel")
+            .args(["-r", name])
+            .output();
+        let out = std::process::Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", name])
+            .output()
+            .expect("run useradd");
+        assert!(out.status.success(), "useradd {name}: {out:?}");
+        let out = std::process::Command::new("id")
+            .args(["-u", name])
+            .output()
+            .expect("run id");
+        let uid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a numeric uid");
+        Some(OsUser {
+            name: name.to_owned(),
+            uid,
+        })
+    }
+
+    /// `program` run as this user (`runuser`, no password needed as root).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", &self.name, "--", program])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+impl Drop for OsUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .args(["-r", &self.name])
+            .output();
+    }
 }
 
 /// Whether a local account named `name` exists.
@@ -480,18 +619,8 @@ impl Sshd {
         let dir = tempfile::tempdir().expect("tempdir");
         set_mode(dir.path(), 0o755);
         let d = dir.path();
-        for (file, kind) in [("host_key", "ed25519"), ("id_container", "ed25519")] {
-            let out = run_with_timeout(
-                {
-                    let mut c = Command::new("ssh-keygen");
-                    c.args(["-q", "-t", kind, "-N", "", "-C", "porthole-test", "-f"])
-                        .arg(d.join(file));
-                    c
-                },
-                30,
-            )
-            .await;
-            assert!(out.status.success(), "ssh-keygen failed: {out:?}");
+        for file in ["host_key", "id_container"] {
+            ssh_keygen(&d.join(file)).await;
         }
         std::fs::copy(d.join("id_container.pub"), d.join("authorized_keys"))
             .expect("authorized_keys");
@@ -514,31 +643,7 @@ impl Sshd {
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
         std::fs::create_dir_all("/run/sshd").ok();
-        let mut child = Command::new(sshd_path())
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn sshd");
-        // At LogLevel INFO sshd says "Server listening on 127.0.0.1 port N." once ready.
-        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-        read_line_until(&mut err, 20, "sshd", |l| l.contains("Server listening on")).await;
-        tokio::spawn(async move {
-            let mut line = String::new();
-            while err
-                .read_line(&mut line)
-                .await
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
-                if std::env::var_os("PORTHOLE_TEST_SSHD_LOG").is_some() {
-                    eprint!("sshd: {line}");
-                }
-                line.clear();
-            }
-        });
+        let child = spawn_sshd(&d.join("sshd_config")).await;
         let client_key = d.join("id_container");
         Sshd {
             port,
@@ -548,6 +653,18 @@ impl Sshd {
             child,
             dir,
         }
+    }
+
+    /// Restarts sshd on the same port with a new host key, as a session whose image makes
+    /// a new key at every start would.
+    pub async fn regenerate_host_key(&mut self) {
+        let _ = self.child.kill().await;
+        let d = self.dir.path();
+        for file in ["host_key", "host_key.pub"] {
+            let _ = std::fs::remove_file(d.join(file));
+        }
+        ssh_keygen(&d.join("host_key")).await;
+        self.child = spawn_sshd(&d.join("sshd_config")).await;
     }
 
     /// `127.0.0.1:PORT`

@@ -62,7 +62,7 @@ impl UiError {
 }
 
 /// The message with its first letter upper-cased, as the window shows sentences.
-fn capitalise(message: &str) -> String {
+pub(crate) fn capitalise(message: &str) -> String {
     let mut chars = message.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

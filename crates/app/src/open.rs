@@ -161,11 +161,23 @@ impl App {
                 path
             }
         };
+        // The session's host key is pinned in Porthole's known-hosts file (first use
+        // records it; a changed key is refused by ssh in the terminal).
+        let pin = self.ssh_paths.as_ref().map(|paths| paths.pin(&session.id));
+        if let Some(pin) = &pin {
+            pin.prepare().map_err(|e| {
+                UiError::new(
+                    "io",
+                    format!("cannot create {}: {e}", pin.known_hosts().display()),
+                )
+            })?;
+        }
         let mut argv = vec!["ssh".to_owned()];
         argv.extend(ssh::ssh_args(
             tunnel.local_addr,
             &key_path,
             &self.ssh_user,
+            pin.as_ref(),
             &[],
         ));
         Ok(argv)

@@ -6,6 +6,8 @@ use porthole_core::api::{ComputeSession, ServicePort};
 use porthole_core::tunnel::{TunnelInfo, TunnelState};
 use serde::{Serialize, Serializer};
 
+use crate::error::capitalise;
+
 /// What one click on an app does once its tunnel is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -373,6 +375,9 @@ pub struct TunnelView {
     /// What opening it does: the browser (web apps, which have a URL), a terminal
     /// (`sshd`), or nothing but its address.
     pub action: AppAction,
+    /// Who besides the user tried to use it, or that anyone can: one line, when there is
+    /// something to say.
+    pub notice: Option<String>,
 }
 
 /// A change to the set of tunnels, as the window hears of it.
@@ -397,8 +402,22 @@ pub fn tunnel_view(info: &TunnelInfo) -> TunnelView {
         label: tunnel_label(info),
         address: tunnel_address(info),
         action: action_of(&info.key.app, info.url.is_some()),
+        notice: tunnel_notice(info),
         info: info.clone(),
     }
+}
+
+/// What the tunnel row says about who may use it: the other users it refused, or that
+/// anyone can.
+pub fn tunnel_notice(info: &TunnelInfo) -> Option<String> {
+    if !info.status.refused.is_empty() {
+        let refused: Vec<String> = info.status.refused.iter().map(|r| r.to_string()).collect();
+        return Some(capitalise(&format!(
+            "{}: only you can use this tunnel",
+            refused.join(", ")
+        )));
+    }
+    info.peer_check.warning().map(capitalise)
 }
 
 /// The tray menu for these tunnels; `endpoint_error` marks the icon red.
@@ -452,7 +471,7 @@ pub fn tray_menu(tunnels: &[TunnelInfo], endpoint_error: bool) -> TrayMenu {
 mod tests {
     use super::*;
     use porthole_core::api::AppProtocol;
-    use porthole_core::tunnel::{TunnelKey, TunnelStatus};
+    use porthole_core::tunnel::{PeerCheck, TunnelKey, TunnelStatus};
 
     fn port(name: &str, protocol: AppProtocol) -> ServicePort {
         ServicePort {
@@ -542,6 +561,7 @@ mod tests {
             local_addr: format!("127.0.0.1:{}", 9000 + id).parse().unwrap(),
             url: (protocol == "http")
                 .then(|| format!("http://{app}-train.localhost:{}/", 9000 + id)),
+            peer_check: PeerCheck::OwnerOnly,
             status: TunnelStatus {
                 state,
                 ..TunnelStatus::starting()

@@ -140,6 +140,18 @@ async fn main() -> Result<()> {
         );
     }
 
+    // What refusing other users costs: one kernel lookup per accepted connection.
+    if kinds.contains(&Kind::Porthole) && cfg!(target_os = "linux") {
+        let samples = (0..args.reps.max(1))
+            .map(|_| measure::owner_check_micros(10_000))
+            .collect::<Result<Vec<f64>>>()?;
+        record(
+            "owner check per accepted connection (µs)",
+            Kind::Porthole,
+            samples,
+        );
+    }
+
     for c in &contenders {
         eprintln!("measuring {}", c.kind.name());
         let iperf = c.addrs["iperf"];

@@ -1,5 +1,7 @@
 //! `porthole`: list Backend.AI sessions and tunnel their apps from the terminal.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod launch;
 mod target;

@@ -8,6 +8,7 @@
 pub mod api;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod known_hosts;
 pub mod profiles;
 pub mod ssh;
 pub mod ssh_config;

@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::known_hosts::HostKeyPin;
+
 /// The user Backend.AI containers run dropbear/sshd for.
 pub const CONTAINER_USER: &str = "work";
 
@@ -99,33 +101,45 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// The arguments for `ssh` to reach the container as `user` through a tunnel on `local`,
-/// followed by the user's own `extra` arguments. Host keys are not recorded: every tunnel
-/// gets a new local port, and the container's host key changes with every session.
-pub fn ssh_args(local: SocketAddr, key: &Path, user: &str, extra: &[String]) -> Vec<String> {
+/// followed by the user's own `extra` arguments. The session's host key is checked
+/// against its `pin` (trust on first use, see [`crate::known_hosts`]); without one (no
+/// home directory to keep pins in) host keys are not checked at all.
+pub fn ssh_args(
+    local: SocketAddr,
+    key: &Path,
+    user: &str,
+    pin: Option<&HostKeyPin>,
+    extra: &[String],
+) -> Vec<String> {
     let mut args = vec![
         "-i".to_owned(),
         key.display().to_string(),
         "-p".to_owned(),
         local.port().to_string(),
-        "-o".to_owned(),
-        "StrictHostKeyChecking=no".to_owned(),
-        "-o".to_owned(),
-        "UserKnownHostsFile=/dev/null".to_owned(),
-        "-o".to_owned(),
-        "IdentitiesOnly=yes".to_owned(),
-        "-o".to_owned(),
-        "LogLevel=ERROR".to_owned(),
-        format!("{user}@{}", local.ip()),
     ];
+    match pin {
+        Some(pin) => args.extend(pin.ssh_options()),
+        None => args.extend(
+            ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]
+                .into_iter()
+                .flat_map(|o| ["-o".to_owned(), o.to_owned()]),
+        ),
+    }
+    args.extend(
+        ["IdentitiesOnly=yes", "LogLevel=ERROR"]
+            .into_iter()
+            .flat_map(|o| ["-o".to_owned(), o.to_owned()]),
+    );
+    args.push(format!("{user}@{}", local.ip()));
     args.extend(extra.iter().cloned());
     args
 }
 
 /// `ssh_args` as one shell-quoted command line, for "copy ssh command".
-pub fn ssh_command_line(local: SocketAddr, key: &Path) -> String {
+pub fn ssh_command_line(local: SocketAddr, key: &Path, pin: Option<&HostKeyPin>) -> String {
     std::iter::once("ssh".to_owned())
         .chain(
-            ssh_args(local, key, CONTAINER_USER, &[])
+            ssh_args(local, key, CONTAINER_USER, pin, &[])
                 .iter()
                 .map(|a| shell_quote(a)),
         )
@@ -186,6 +200,7 @@ mod tests {
         let cmd = ssh_command_line(
             "127.0.0.1:9022".parse().unwrap(),
             Path::new("/tmp/a b/id_container"),
+            None,
         );
         assert!(cmd.starts_with("ssh -i '/tmp/a b/id_container' -p 9022 "));
         assert!(cmd.ends_with(" work@127.0.0.1"));

@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::api::{ApiError, BackendClient};
+use crate::known_hosts::HostKeyPin;
 use crate::ssh::{private_key, set_mode, shell_quote, KeyError, KEY_FILE_NAME};
 
 /// What every managed host name ends with.
@@ -108,6 +109,16 @@ impl SshConfigPaths {
         self.managed_dir().join("config")
     }
 
+    /// Porthole's own known-hosts file: the host keys pinned per session.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.managed_dir().join("known_hosts")
+    }
+
+    /// The host-key pin of session `session_id` (see [`crate::known_hosts`]).
+    pub fn pin(&self, session_id: &str) -> HostKeyPin {
+        HostKeyPin::new(self.known_hosts(), session_id)
+    }
+
     fn keys_dir(&self) -> PathBuf {
         self.managed_dir().join("keys")
     }
@@ -127,6 +138,8 @@ impl SshConfigPaths {
 pub struct SshHost {
     /// The session's name, e.g. `train-1`; the host is `train-1.porthole`.
     pub session: String,
+    /// The session's id, which its host-key pin is named after.
+    pub session_id: String,
     /// The session's downloaded `id_container`.
     pub key: Vec<u8>,
 }
@@ -168,6 +181,7 @@ pub async fn running_hosts(client: &BackendClient) -> Result<Vec<SshHost>, ApiEr
             let key = client.download_file(&session, KEY_FILE_NAME).await?;
             hosts.push(SshHost {
                 session: session.name,
+                session_id: session.id,
                 key,
             });
         }
@@ -189,7 +203,8 @@ pub struct Installed {
 }
 
 /// Writes one host per entry of `hosts` (replacing what an earlier run wrote, so hosts of
-/// ended sessions disappear) and makes sure the user's config includes it.
+/// ended sessions disappear, and with them their pinned host keys) and makes sure the
+/// user's config includes it.
 pub fn install(
     paths: &SshConfigPaths,
     hosts: &[SshHost],
@@ -212,10 +227,14 @@ pub fn install(
         })?;
         let key_path = keys_dir.join(&alias);
         write_private(&key_path, &key)?;
-        text.push_str(&host_block(&alias, &host.session, &key_path, proxy));
+        let pin = paths.pin(&host.session_id);
+        text.push_str(&host_block(&alias, &host.session, &key_path, &pin, proxy));
         written.push(alias);
     }
     remove_stale_keys(&keys_dir, &written)?;
+    let running: Vec<&str> = hosts.iter().map(|h| h.session_id.as_str()).collect();
+    let known_hosts = paths.known_hosts();
+    crate::known_hosts::prune(&known_hosts, &running).map_err(io_error(&known_hosts))?;
     write_private(&paths.managed_config(), text.as_bytes())?;
     let (include_added, backup) = add_include(paths)?;
     Ok(Installed {
@@ -250,7 +269,13 @@ pub fn remove(paths: &SshConfigPaths) -> Result<Removed, SshConfigError> {
     })
 }
 
-fn host_block(alias: &str, session: &str, key: &Path, proxy: &ProxySpec) -> String {
+fn host_block(
+    alias: &str,
+    session: &str,
+    key: &Path,
+    pin: &HostKeyPin,
+    proxy: &ProxySpec,
+) -> String {
     let mut command = vec![shell_quote(&proxy.program.display().to_string())];
     if let Some(profile) = &proxy.profile {
         command.push("--profile".into());
@@ -259,14 +284,18 @@ fn host_block(alias: &str, session: &str, key: &Path, proxy: &ProxySpec) -> Stri
     command.extend(["proxy".into(), shell_quote(session), "sshd".into()]);
     // ssh expands %-tokens in ProxyCommand; a literal % must be doubled.
     let command = command.join(" ").replace('%', "%%");
-    format!(
+    let mut block = format!(
         "\nHost {alias}\n    HostName {alias}\n    User {user}\n    ProxyCommand {command}\n    \
          IdentityFile {key}\n    IdentitiesOnly yes\n    \
-         # Each session has a new host key, and every tunnel is a fresh port.\n    \
-         StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n",
+         # The session's host key, pinned at the first connection.\n",
         user = proxy.user,
         key = ssh_quote(&key.display().to_string()),
-    )
+    );
+    for (keyword, value) in pin.config_lines() {
+        block.push_str(&format!("    {keyword} {}\n", ssh_quote(&value)));
+    }
+    block.push_str("    LogLevel ERROR\n");
+    block
 }
 
 /// Quotes a path for ssh_config, which splits arguments on spaces unless double-quoted.
@@ -402,6 +431,7 @@ mod tests {
             .iter()
             .map(|n| SshHost {
                 session: (*n).into(),
+                session_id: format!("id-{n}"),
                 key: KEY.to_vec(),
             })
             .collect()
@@ -484,11 +514,32 @@ mod tests {
     }
 
     #[test]
+    fn rewriting_prunes_the_host_keys_of_ended_sessions() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = SshConfigPaths::in_home(home.path());
+        install(&paths, &hosts(&["a", "gone"]), &proxy()).unwrap();
+        fs::write(
+            paths.known_hosts(),
+            "porthole-session-id-a ssh-ed25519 AAAA1\nporthole-session-id-gone ssh-ed25519 AAAA2\n",
+        )
+        .unwrap();
+        install(&paths, &hosts(&["a"]), &proxy()).unwrap();
+        assert!(paths.pin("id-a").is_pinned().unwrap());
+        assert!(!paths.pin("id-gone").is_pinned().unwrap());
+        let config = fs::read_to_string(paths.managed_config()).unwrap();
+        assert!(
+            config.contains("HostKeyAlias porthole-session-id-a"),
+            "{config}"
+        );
+    }
+
+    #[test]
     fn a_bad_key_names_the_session_and_writes_nothing_half() {
         let home = tempfile::tempdir().unwrap();
         let paths = SshConfigPaths::in_home(home.path());
         let bad = vec![SshHost {
             session: "s".into(),
+            session_id: "id-s".into(),
             key: b"not a key".to_vec(),
         }];
         let err = install(&paths, &bad, &proxy()).unwrap_err();
@@ -505,7 +556,13 @@ mod tests {
             profile: Some("100%".into()),
             user: "work".into(),
         };
-        let block = host_block("s.porthole", "s", Path::new("/k"), &spec);
+        let pin = HostKeyPin::new("/h/.ssh/porthole/known_hosts", "id-s");
+        let block = host_block("s.porthole", "s", Path::new("/k"), &pin, &spec);
         assert!(block.contains("--profile 100%% proxy s sshd"), "{block}");
+        assert!(
+            block.contains("    HostKeyAlias porthole-session-id-s\n")
+                && block.contains("    StrictHostKeyChecking accept-new\n"),
+            "{block}"
+        );
     }
 }

@@ -9,7 +9,27 @@ pub mod ssh_config;
 
 use std::net::{IpAddr, SocketAddr};
 
+use porthole_core::known_hosts::HostKeyPin;
+use porthole_core::ssh_config::SshConfigPaths;
+
 use crate::target::CliError;
+
+/// The host-key pin of session `session_id` in `~/.ssh/porthole/known_hosts`, its folder
+/// made; `None` (host keys unchecked) when there is no home directory to keep it in.
+pub fn host_key_pin(session_id: &str) -> Result<Option<HostKeyPin>, CliError> {
+    let Ok(paths) = SshConfigPaths::default_location() else {
+        eprintln!("porthole: warning: no home directory: the session's host key is not checked");
+        return Ok(None);
+    };
+    let pin = paths.pin(session_id);
+    pin.prepare().map_err(|e| {
+        CliError::Usage(format!(
+            "cannot create {}: {e}",
+            pin.known_hosts().display()
+        ))
+    })?;
+    Ok(Some(pin))
+}
 
 /// Resolves `--bind` and `--port` into the address to listen on (loopback by default).
 pub fn listen_addr(bind: Option<&str>, port: Option<u16>) -> Result<SocketAddr, CliError> {

@@ -8,7 +8,7 @@ use porthole_core::tunnel::{Tunnel, TunnelOptions, TunnelState, TunnelTarget};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{listen_addr, shutdown_signal};
+use super::{host_key_pin, listen_addr, shutdown_signal};
 use crate::launch;
 use crate::target::{connect, find_app, CliError};
 
@@ -79,13 +79,6 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         envs: args.envs.iter().cloned().collect(),
     };
     launch.check(&app)?;
-    if !bind.ip().is_loopback() {
-        eprintln!(
-            "porthole: warning: listening on {}: anyone who can reach this address can use {}",
-            bind.ip(),
-            app.name
-        );
-    }
     if !args.json {
         eprintln!(
             "Starting {} in {}… (the server may take up to 30 s)",
@@ -105,6 +98,13 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     };
     let start_timeout = args.start_timeout;
     let tunnel = Tunnel::start(target, bind, options, &root).await?;
+    if let Some(warning) = tunnel.peer_check().warning() {
+        eprintln!(
+            "porthole: warning: {} on {}: {warning}",
+            app.name,
+            tunnel.local_addr()
+        );
+    }
     // Before the ready line: a SIGTERM right after it must stop us cleanly (exit 0).
     let stop = shutdown_signal();
     let local = tunnel.local_addr();
@@ -121,7 +121,14 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         protocol: app.protocol.as_str(),
         local_addr: local.to_string(),
         url: url.clone(),
-        ssh_command: key.as_ref().map(|k| ssh_command_line(local, k.path())),
+        ssh_command: match &key {
+            Some(k) => Some(ssh_command_line(
+                local,
+                k.path(),
+                host_key_pin(&session.id)?.as_ref(),
+            )),
+            None => None,
+        },
         key_file: key.as_ref().map(|k| k.path().display().to_string()),
     };
     if args.json {
@@ -149,11 +156,20 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
     let reporter = async {
         let mut last_error = None;
         let mut starting = false;
+        let mut refused_users = 0;
         while status.changed().await.is_ok() {
-            let (state, current) = {
+            let (state, current, refused) = {
                 let now = status.borrow_and_update();
-                (now.state, now.last_error.clone())
+                (now.state, now.last_error.clone(), now.refused.clone())
             };
+            // Each other user once, when their first connection is refused.
+            for peer in refused.iter().skip(refused_users) {
+                eprintln!(
+                    "porthole: refused a connection from {}: only you can use this tunnel",
+                    peer.user
+                );
+            }
+            refused_users = refused_users.max(refused.len());
             if state == TunnelState::Failed {
                 // The tunnel stopped itself (the session ended); said below.
                 return current;

@@ -11,7 +11,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{SessionWatch, Tunnel, TunnelError, TunnelOptions, TunnelStatus, TunnelTarget};
+use super::{
+    PeerCheck, SessionWatch, Tunnel, TunnelError, TunnelOptions, TunnelStatus, TunnelTarget,
+};
 
 /// What identifies a tunnel: one per app of a session on an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -39,6 +41,8 @@ pub struct TunnelInfo {
     pub local_addr: SocketAddr,
     /// Web apps: the URL a browser opens, on the tunnel's own `*.localhost` name.
     pub url: Option<String>,
+    /// Who may connect.
+    pub peer_check: PeerCheck,
     /// State and counters.
     pub status: TunnelStatus,
 }
@@ -167,6 +171,7 @@ impl TunnelManager {
             protocol,
             local_addr: tunnel.local_addr(),
             url: tunnel.url().map(str::to_owned),
+            peer_check: tunnel.peer_check(),
             status: status.borrow_and_update().clone(),
         }));
         let first = lock(&info).clone();

@@ -10,6 +10,7 @@ pub(crate) mod connector;
 mod host_guard;
 pub mod link;
 mod manager;
+pub mod peer;
 mod relay;
 mod session_watch;
 mod status;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -34,9 +36,11 @@ pub use address::{app_url, local_host_name, LOCALHOST_SUFFIX};
 pub use connector::{open_app_stream, AppStream};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
+use peer::{PeerGuard, PeerVerdict};
 pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
 pub use session_watch::{SessionEnded, SessionWatch};
-pub use status::{Counters, TunnelState, TunnelStatus};
+use status::Refused;
+pub use status::{Counters, RefusedPeer, TunnelState, TunnelStatus};
 
 /// Tunables of a tunnel; the defaults follow the protocol doc.
 #[derive(Debug, Clone)]
@@ -64,6 +68,9 @@ pub struct TunnelOptions {
     /// session ended stops itself (state `failed`, with the reason). Connection ends
     /// prompt an earlier check. `None` never checks.
     pub session_check: Option<Duration>,
+    /// Refuse connections from other local users (see [`peer`]): applies where the
+    /// platform can tell who connects (Linux) and the tunnel listens on loopback only.
+    pub owner_only: bool,
 }
 
 impl Default for TunnelOptions {
@@ -77,6 +84,64 @@ impl Default for TunnelOptions {
             replay_limit: 256 * 1024,
             host_guard: true,
             session_check: Some(Duration::from_secs(30)),
+            owner_only: true,
+        }
+    }
+}
+
+/// Who may connect to a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerCheck {
+    /// Only the user who opened it (and root): other local users are refused.
+    OwnerOnly,
+    /// It listens on an address other machines can reach (`--bind`): the user chose to
+    /// share it, and peers there have no local owner to check.
+    Shared,
+    /// This platform cannot tell who connects (not Linux): any local user can.
+    Unguarded,
+    /// The check was turned off ([`TunnelOptions::owner_only`]).
+    Off,
+}
+
+impl PeerCheck {
+    fn of(options: &TunnelOptions, local: SocketAddr) -> PeerCheck {
+        if !options.owner_only {
+            PeerCheck::Off
+        } else if !peer::is_local_only(local.ip()) {
+            PeerCheck::Shared
+        } else if cfg!(target_os = "linux") {
+            PeerCheck::OwnerOnly
+        } else {
+            PeerCheck::Unguarded
+        }
+    }
+
+    /// What it means, in a line, for a tunnel that is not owner-only (`None` when it is).
+    pub fn warning(self) -> Option<&'static str> {
+        match self {
+            PeerCheck::OwnerOnly => None,
+            PeerCheck::Shared => Some(
+                "it listens beyond loopback: other machines and every local user can use it \
+                 (Porthole refuses other users only on loopback addresses)",
+            ),
+            PeerCheck::Unguarded => {
+                Some("this platform cannot tell who connects: every local user can use the tunnel")
+            }
+            PeerCheck::Off => Some("every local user can use the tunnel (the owner check is off)"),
+        }
+    }
+}
+
+/// The refusal of a connection from another user, or `None` to let it through.
+fn refuse_other_user(guard: &PeerGuard, socket: &TcpStream, peer: SocketAddr) -> Option<Refused> {
+    let local = socket.local_addr().ok()?;
+    match guard.check(local, peer) {
+        PeerVerdict::Allowed => None,
+        PeerVerdict::Refused { uid } => Some(Refused::User(uid)),
+        PeerVerdict::Unknown(why) => {
+            tracing::warn!(%peer, %why, "refused a connection whose owner is unknown");
+            Some(Refused::Unknown)
         }
     }
 }
@@ -154,6 +219,8 @@ struct Shared {
     /// Tells when the session ended (`None`: never checked); told when a connection
     /// ends, which is when an ending shows.
     session_watch: Option<SessionWatch>,
+    /// Lets only the owner's connections through (`None`: everyone, see [`PeerCheck`]).
+    peer_guard: Option<PeerGuard>,
 }
 
 /// A running tunnel. Dropping it without [`Tunnel::stop`] also stops it (the token is
@@ -161,6 +228,7 @@ struct Shared {
 pub struct Tunnel {
     local_addr: SocketAddr,
     url: Option<String>,
+    peer_check: PeerCheck,
     status: watch::Receiver<TunnelStatus>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -212,6 +280,11 @@ impl Tunnel {
         if options.warm_up {
             warm_up(&target, &options).await?;
         }
+        let peer_check = PeerCheck::of(&options, local_addr);
+        let peer_guard = match peer_check {
+            PeerCheck::OwnerOnly => PeerGuard::for_this_user(),
+            _ => None,
+        };
         let web = target.app.protocol.is_web();
         let host_name = web.then(|| local_host_name(&target.session.name, &target.app.name));
         let url = host_name
@@ -227,6 +300,7 @@ impl Tunnel {
             counters: Counters::default(),
             guard,
             session_watch: watch,
+            peer_guard,
         });
         let (status_tx, status_rx) = watch::channel(shared.counters.snapshot(None));
         let cancel = parent.child_token();
@@ -235,6 +309,7 @@ impl Tunnel {
         Ok(Tunnel {
             local_addr,
             url,
+            peer_check,
             status: status_rx,
             cancel,
             task: Some(task),
@@ -249,6 +324,11 @@ impl Tunnel {
     /// Web apps: the URL a browser opens (own host name, the app's start path).
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()
+    }
+
+    /// Who may connect (see [`PeerCheck`]).
+    pub fn peer_check(&self) -> PeerCheck {
+        self.peer_check
     }
 
     /// A receiver of status snapshots; `changed()` wakes on every published change.
@@ -347,6 +427,14 @@ async fn accept_loop(
             },
             accepted = listener.accept(), if permit.is_some() => match accepted {
                 Ok((socket, peer)) => {
+                    if let Some(guard) = &shared.peer_guard {
+                        if let Some(refused) = refuse_other_user(guard, &socket, peer) {
+                            // Closed before a byte reaches the server.
+                            drop(socket);
+                            shared.counters.connection_refused(refused);
+                            continue;
+                        }
+                    }
                     let _ = socket.set_nodelay(true);
                     shared.counters.connection_opened();
                     let shared = shared.clone();

@@ -51,6 +51,37 @@ pub struct TunnelStatus {
     pub bytes_down: u64,
     /// The most recent failure, in words a person can act on.
     pub last_error: Option<String>,
+    /// Connections refused because another local user made them, per user, in the order
+    /// first seen (see [`super::peer`]).
+    pub refused: Vec<RefusedPeer>,
+}
+
+/// Connections from one other user that a tunnel refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedPeer {
+    /// The user's id; `None` when the connection's owner could not be found.
+    pub uid: Option<u32>,
+    /// The user as messages name them: `bob`, `uid 1234`, or `an unknown user`.
+    pub user: String,
+    /// How many of their connections were refused.
+    pub connections: u64,
+}
+
+impl std::fmt::Display for RefusedPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.connections;
+        let s = if n == 1 { "" } else { "s" };
+        write!(f, "refused {n} connection{s} from {}", self.user)
+    }
+}
+
+/// Why the guard refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Another user's.
+    User(u32),
+    /// Nobody could say whose.
+    Unknown,
 }
 
 impl TunnelStatus {
@@ -64,6 +95,7 @@ impl TunnelStatus {
             bytes_up: 0,
             bytes_down: 0,
             last_error: None,
+            refused: Vec::new(),
         }
     }
 }
@@ -82,6 +114,8 @@ pub struct Counters {
     /// Set after a failure, cleared by the next connection that gets through.
     pub(crate) degraded: std::sync::atomic::AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Refused connections per user (a handful of users at most on any machine).
+    pub(crate) refused: Mutex<Vec<RefusedPeer>>,
     pub(crate) changed: Notify,
 }
 
@@ -107,6 +141,34 @@ impl Counters {
                 *last = Some(error);
             }
         }
+        self.changed.notify_one();
+    }
+
+    /// A connection of another user was refused; the first from each user is logged.
+    pub(crate) fn connection_refused(&self, why: Refused) {
+        let uid = match why {
+            Refused::User(uid) => Some(uid),
+            Refused::Unknown => None,
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match refused.iter_mut().find(|r| r.uid == uid) {
+            Some(peer) => peer.connections += 1,
+            None => {
+                let user =
+                    uid.map_or_else(|| "an unknown user".to_owned(), super::peer::describe_user);
+                // Info, not a warning: the front ends tell the user themselves.
+                tracing::info!(
+                    user = %user,
+                    "refused a connection from another user: only the tunnel's owner may use it"
+                );
+                refused.push(RefusedPeer {
+                    uid,
+                    user,
+                    connections: 1,
+                });
+            }
+        }
+        drop(refused);
         self.changed.notify_one();
     }
 
@@ -155,6 +217,7 @@ impl Counters {
             bytes_up: self.bytes_up.load(Ordering::Relaxed),
             bytes_down: self.bytes_down.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            refused: self.refused.lock().map(|r| r.clone()).unwrap_or_default(),
         }
     }
 }
@@ -187,6 +250,29 @@ mod tests {
         assert_eq!(
             c.snapshot(Some(TunnelState::Stopped)).state,
             TunnelState::Stopped
+        );
+    }
+
+    #[test]
+    fn refused_connections_are_counted_per_user() {
+        let c = Counters::default();
+        c.connection_refused(Refused::User(4242));
+        c.connection_refused(Refused::User(4242));
+        c.connection_refused(Refused::Unknown);
+        let s = c.snapshot(None);
+        assert_eq!(
+            s.total_connections, 0,
+            "a refused connection is no connection"
+        );
+        assert_eq!(s.refused.len(), 2);
+        assert_eq!(s.refused[0].uid, Some(4242));
+        assert_eq!(s.refused[0].connections, 2);
+        assert!(s.refused[0]
+            .to_string()
+            .starts_with("refused 2 connections from "));
+        assert_eq!(
+            s.refused[1].to_string(),
+            "refused 1 connection from an unknown user"
         );
     }
 }
