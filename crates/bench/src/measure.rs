@@ -318,16 +318,20 @@ pub async fn setup_latency(addr: SocketAddr, count: usize) -> Result<(f64, f64)>
 }
 
 /// What the owner check (`porthole_core::tunnel::peer`) costs per accepted connection, in
-/// µs: the kernel asked `count` times who owns the client end of one loopback connection.
+/// µs: a tunnel's guard asks the kernel `count` times who owns the client end of one
+/// loopback connection.
 pub fn owner_check_micros(count: u32) -> Result<f64> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let local = listener.local_addr()?;
     let _client = std::net::TcpStream::connect(local)?;
     let (_server, peer) = listener.accept()?;
+    let guard = porthole_core::tunnel::peer::PeerGuard::for_this_user()
+        .ok_or_else(|| anyhow::anyhow!("no owner check on this platform"))?;
     let started = Instant::now();
     for _ in 0..count {
-        porthole_core::tunnel::peer::peer_uid(local, peer)
-            .map_err(|e| anyhow::anyhow!("the owner check failed: {e}"))?;
+        if let porthole_core::tunnel::peer::PeerVerdict::Unknown(e) = guard.check(local, peer) {
+            bail!("the owner check failed: {e}");
+        }
     }
     Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(count))
 }

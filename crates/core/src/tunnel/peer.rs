@@ -29,6 +29,10 @@ pub enum PeerVerdict {
 #[derive(Debug)]
 pub struct PeerGuard {
     owner: u32,
+    /// The netlink socket of the lookups, kept between connections (opening one costs as
+    /// much as the lookup itself).
+    #[cfg(target_os = "linux")]
+    diag: std::sync::Mutex<Option<linux::SockDiag>>,
 }
 
 impl PeerGuard {
@@ -37,9 +41,7 @@ impl PeerGuard {
     pub fn for_this_user() -> Option<PeerGuard> {
         #[cfg(target_os = "linux")]
         {
-            Some(PeerGuard {
-                owner: linux::effective_uid(),
-            })
+            Some(PeerGuard::for_user(linux::effective_uid()))
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -49,7 +51,11 @@ impl PeerGuard {
 
     /// A guard for `owner` (tests, and a process acting for another user).
     pub fn for_user(owner: u32) -> PeerGuard {
-        PeerGuard { owner }
+        PeerGuard {
+            owner,
+            #[cfg(target_os = "linux")]
+            diag: std::sync::Mutex::new(None),
+        }
     }
 
     /// The user id the guard lets in (besides root).
@@ -59,7 +65,17 @@ impl PeerGuard {
 
     /// Decides about the connection from `peer` accepted on `local`.
     pub fn check(&self, local: SocketAddr, peer: SocketAddr) -> PeerVerdict {
-        match peer_uid(local, peer) {
+        #[cfg(target_os = "linux")]
+        let uid = {
+            let mut diag = self
+                .diag
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            linux::peer_uid_with(&mut diag, local, peer)
+        };
+        #[cfg(not(target_os = "linux"))]
+        let uid = peer_uid(local, peer);
+        match uid {
             Ok(uid) if uid == self.owner || uid == 0 => PeerVerdict::Allowed,
             Ok(uid) => PeerVerdict::Refused { uid },
             Err(e) => PeerVerdict::Unknown(e),
@@ -135,24 +151,44 @@ mod linux {
     }
 
     pub(super) fn peer_uid(local: SocketAddr, peer: SocketAddr) -> Result<u32, String> {
-        match sock_diag_uid(local, peer) {
+        peer_uid_with(&mut None, local, peer)
+    }
+
+    /// The same, asking through `diag` (opened on first use, dropped after a failure).
+    pub(super) fn peer_uid_with(
+        diag: &mut Option<SockDiag>,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<u32, String> {
+        let asked = match diag {
+            Some(socket) => socket.owner(local, peer),
+            None => SockDiag::open().and_then(|mut socket| {
+                let owner = socket.owner(local, peer);
+                *diag = Some(socket);
+                owner
+            }),
+        };
+        match asked {
             Ok(Some(uid)) => Ok(uid),
             Ok(None) => Err("the connection is already gone".to_owned()),
             // Netlink refused (a restricted sandbox): the socket tables in /proc say it too.
-            Err(netlink) => proc_net_uid(local, peer)
-                .map_err(|e| format!("cannot find the peer ({netlink}; {e})")),
+            Err(netlink) => {
+                *diag = None;
+                proc_net_uid(local, peer)
+                    .map_err(|e| format!("cannot find the peer ({netlink}; {e})"))
+            }
         }
     }
 
-    /// The `sock_diag` request for the client socket `peer` → `local`.
-    pub(super) fn request(local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
+    /// The `sock_diag` request for the client socket `peer` → `local`, numbered `seq`.
+    pub(super) fn request(local: SocketAddr, peer: SocketAddr, seq: u32) -> Vec<u8> {
         let family = if peer.is_ipv4() { AF_INET } else { AF_INET6 };
         let len = NLMSG_HEADER_LEN + REQUEST_LEN;
         let mut msg = Vec::with_capacity(len);
         msg.extend_from_slice(&(len as u32).to_ne_bytes());
         msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-        msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+        msg.extend_from_slice(&seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
         msg.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
         msg.extend_from_slice(&u32::MAX.to_ne_bytes()); // every TCP state
@@ -206,26 +242,53 @@ mod linux {
             .ok_or_else(|| "a short sock_diag reply".to_owned())
     }
 
-    fn sock_diag_uid(local: SocketAddr, peer: SocketAddr) -> Result<Option<u32>, String> {
-        let fd: OwnedFd = socket(
-            AddressFamily::Netlink,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkSockDiag,
-        )
-        .map_err(|e| format!("netlink socket: {e}"))?;
-        let kernel = NetlinkAddr::new(0, 0);
-        sendto(
-            fd.as_raw_fd(),
-            &request(local, peer),
-            &kernel,
-            MsgFlags::empty(),
-        )
-        .map_err(|e| format!("sock_diag request: {e}"))?;
-        let mut reply = [0u8; 512];
-        let n = recv(fd.as_raw_fd(), &mut reply, MsgFlags::empty())
-            .map_err(|e| format!("sock_diag reply: {e}"))?;
-        parse_reply(&reply[..n])
+    /// A `NETLINK_SOCK_DIAG` socket: one request, one reply at a time.
+    #[derive(Debug)]
+    pub(super) struct SockDiag {
+        fd: OwnedFd,
+        seq: u32,
+    }
+
+    impl SockDiag {
+        pub(super) fn open() -> Result<SockDiag, String> {
+            let fd = socket(
+                AddressFamily::Netlink,
+                SockType::Datagram,
+                SockFlag::SOCK_CLOEXEC,
+                SockProtocol::NetlinkSockDiag,
+            )
+            .map_err(|e| format!("netlink socket: {e}"))?;
+            Ok(SockDiag { fd, seq: 0 })
+        }
+
+        /// Who owns the client socket `peer` → `local`: `None` when there is none.
+        pub(super) fn owner(
+            &mut self,
+            local: SocketAddr,
+            peer: SocketAddr,
+        ) -> Result<Option<u32>, String> {
+            self.seq = self.seq.wrapping_add(1);
+            let kernel = NetlinkAddr::new(0, 0);
+            sendto(
+                self.fd.as_raw_fd(),
+                &request(local, peer, self.seq),
+                &kernel,
+                MsgFlags::empty(),
+            )
+            .map_err(|e| format!("sock_diag request: {e}"))?;
+            let mut reply = [0u8; 512];
+            loop {
+                let n = recv(self.fd.as_raw_fd(), &mut reply, MsgFlags::empty())
+                    .map_err(|e| format!("sock_diag reply: {e}"))?;
+                // A reply to an earlier request (its reader gave up) is not this one's.
+                let seq = reply
+                    .get(8..12)
+                    .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                if seq == Some(self.seq) || n < NLMSG_HEADER_LEN {
+                    return parse_reply(&reply[..n]);
+                }
+            }
+        }
     }
 
     /// The same answer from `/proc/net/tcp{,6}`: the line whose local address is the peer
@@ -338,6 +401,7 @@ mod tests {
         let request = linux::request(
             "127.0.0.1:80".parse().unwrap(),
             "127.0.0.1:5000".parse().unwrap(),
+            7,
         );
         assert_eq!(request.len(), 72);
         assert_eq!(&request[24..26], &5000u16.to_be_bytes(), "source: the peer");
