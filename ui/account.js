@@ -47,6 +47,7 @@ export function openSignIn(profile) {
   editing = profile ? profile.name : null;
   const f = $('#profile-form');
   f.reset();
+  $('#pf-network').open = false;
   $('#pf-result').textContent = '';
   $('#pf-result').className = 'result';
   $('#pf-force').hidden = true;
@@ -63,6 +64,9 @@ export function openSignIn(profile) {
     $('#pf-access').value = profile.access_key || '';
     $('#pf-user').value = profile.username || '';
     $('#pf-skip-tls').checked = profile.skip_tls_verify;
+    $('#pf-proxy').value = profile.proxy || '';
+    // Show what the profile sets apart from the defaults.
+    $('#pf-network').open = Boolean(profile.proxy) || profile.skip_tls_verify;
   }
   syncMode();
   show('signin');
@@ -91,6 +95,7 @@ function formInput() {
     username: mode === 'session' ? $('#pf-user').value : null,
     skip_tls_verify: $('#pf-skip-tls').checked,
     secret: $('#pf-secret').value,
+    proxy: $('#pf-proxy').value,
   };
 }
 

@@ -16,8 +16,9 @@
 
 use std::fmt;
 
+use porthole_core::api::Proxy;
 use porthole_core::api::{BackendClient, ComputeSession, Endpoint};
-use porthole_core::profiles::{AuthMode, Profile, ProfileError};
+use porthole_core::profiles::{proxy_secret_name, AuthMode, Profile, ProfileError, DIRECT};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -75,6 +76,11 @@ pub struct ProfileInput {
     /// The secret key or password; empty when editing means "keep the stored one".
     #[serde(default)]
     pub secret: String,
+    /// The HTTP proxy: empty follows the environment (HTTPS_PROXY...), `direct` uses
+    /// none, else `http://[user[:password]@]host:port` (the password goes to the keychain;
+    /// none given when editing keeps the stored one).
+    #[serde(default)]
+    pub proxy: String,
 }
 
 impl fmt::Debug for ProfileInput {
@@ -109,7 +115,27 @@ impl ProfileInput {
             },
             skip_tls_verify: self.skip_tls_verify,
             ca_file: None,
+            proxy: self.proxy_setting().map(|(setting, _)| setting),
         }
+    }
+
+    /// The profile's proxy setting (no password) and the password given with it.
+    fn proxy_setting(&self) -> Option<(String, Option<String>)> {
+        let text = self.proxy.trim();
+        match text {
+            "" => None,
+            "direct" | "none" => Some((DIRECT.to_owned(), None)),
+            url => match Proxy::parse(url) {
+                Ok(proxy) => Some((proxy.to_string(), proxy.password().map(str::to_owned))),
+                // Kept as typed: validation says what is wrong with it.
+                Err(_) => Some((url.to_owned(), None)),
+            },
+        }
+    }
+
+    /// The proxy password typed in the form, if any.
+    fn proxy_password(&self) -> Option<String> {
+        self.proxy_setting().and_then(|(_, password)| password)
     }
 }
 
@@ -128,6 +154,8 @@ pub struct ProfileSummary {
     pub username: Option<String>,
     /// Whether TLS verification is skipped.
     pub skip_tls_verify: bool,
+    /// Its proxy setting (no password): `None` follows the environment.
+    pub proxy: Option<String>,
     /// Whether it is the one used at start.
     pub active: bool,
 }
@@ -405,6 +433,7 @@ impl App {
                 access_key: p.access_key.clone(),
                 username: p.username.clone(),
                 skip_tls_verify: p.skip_tls_verify,
+                proxy: p.proxy.clone(),
                 active: file.active.as_deref() == Some(p.name.as_str()),
             })
             .collect())
@@ -415,14 +444,12 @@ impl App {
     async fn connect(
         profile: &Profile,
         secret: String,
+        proxy_password: Option<&str>,
     ) -> Result<(BackendClient, Vec<ComputeSession>), UiError> {
         let endpoint = Endpoint::parse(&profile.endpoint)?;
-        let client = BackendClient::connect(
-            &endpoint,
-            &profile.credentials(secret),
-            &profile.client_options(),
-        )
-        .await?;
+        let options = profile.client_options(proxy_password)?;
+        let client =
+            BackendClient::connect(&endpoint, &profile.credentials(secret), &options).await?;
         let sessions = client.list_sessions(false).await?;
         Ok((client, sessions))
     }
@@ -466,7 +493,11 @@ impl App {
         if secret.is_empty() {
             return Err(missing_secret(profile.mode));
         }
-        let (client, sessions) = Self::connect(&profile, secret).await?;
+        let proxy_password = match input.proxy_password() {
+            Some(password) => Some(password),
+            None => self.secrets.get(&proxy_secret_name(&profile.name))?,
+        };
+        let (client, sessions) = Self::connect(&profile, secret, proxy_password.as_deref()).await?;
         Ok(TestReport {
             endpoint: client.endpoint().to_string(),
             api_version: client.api_version().to_string(),
@@ -497,10 +528,12 @@ impl App {
         {
             return Err(ProfileError::Exists(profile.name).into());
         }
-        let tested = Self::connect(&profile, input.secret.clone()).await;
+        let proxy_password = input.proxy_password();
+        let tested = Self::connect(&profile, input.secret.clone(), proxy_password.as_deref()).await;
         if tested.is_ok() || force {
             self.profiles
                 .add(profile.clone(), &input.secret, self.secrets.as_ref())?;
+            self.keep_proxy_password(&profile.name, proxy_password.as_deref())?;
             self.profiles.set_active(&profile.name)?;
             tracing::info!(profile = %profile.name, endpoint = %profile.endpoint, "profile added");
         }
@@ -533,7 +566,13 @@ impl App {
         } else {
             input.secret.clone()
         };
-        let tested = Self::connect(&profile, secret.clone()).await;
+        // A proxy with a user but no password typed keeps the stored password.
+        let proxy_password = match input.proxy_password() {
+            Some(password) => Some(password),
+            None if input.proxy.contains('@') => self.secrets.get(&proxy_secret_name(original))?,
+            None => None,
+        };
+        let tested = Self::connect(&profile, secret.clone(), proxy_password.as_deref()).await;
         if tested.is_ok() || force {
             self.secrets.set(&profile.name, &secret)?;
             file.profiles[index] = profile.clone();
@@ -541,10 +580,22 @@ impl App {
             self.profiles.save(&file)?;
             if profile.name != original {
                 self.secrets.delete(original)?;
+                self.secrets.delete(&proxy_secret_name(original))?;
             }
+            self.keep_proxy_password(&profile.name, proxy_password.as_deref())?;
             tracing::info!(profile = %profile.name, "profile updated");
         }
         self.settle(&profile.name, tested, force)
+    }
+
+    /// Stores (or, with `None`, removes) the proxy password of profile `name`.
+    fn keep_proxy_password(&self, name: &str, password: Option<&str>) -> Result<(), UiError> {
+        let key = proxy_secret_name(name);
+        match password {
+            Some(password) => self.secrets.set(&key, password)?,
+            None => self.secrets.delete(&key)?,
+        }
+        Ok(())
     }
 
     /// After a form's test: signed in, or (when the profile was saved anyway) failed with
@@ -585,7 +636,8 @@ impl App {
                 .get(&profile.name)?
                 .ok_or_else(|| ProfileError::NoSecret(profile.name.clone()))?;
             self.profiles.set_active(&profile.name)?;
-            Self::connect(&profile, secret).await
+            let proxy_password = self.secrets.get(&proxy_secret_name(&profile.name))?;
+            Self::connect(&profile, secret, proxy_password.as_deref()).await
         };
         match attempt.await {
             Ok((client, sessions)) => Ok(self.adopt(name, false, client, sessions)),
@@ -654,8 +706,13 @@ mod tests {
             username: None,
             skip_tls_verify: false,
             secret: "hunter2".into(),
+            proxy: "http://bob:proxy-pw@proxy.corp:3128".into(),
         };
         assert!(!format!("{input:?}").contains("hunter2"));
+        assert!(!format!("{input:?}").contains("proxy-pw"));
+        let profile = input.profile();
+        assert_eq!(profile.proxy.as_deref(), Some("http://bob@proxy.corp:3128"));
+        assert_eq!(input.proxy_password().as_deref(), Some("proxy-pw"));
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn api_input(name: &str, endpoint: &str, secret: &str) -> ProfileInput {
         username: None,
         skip_tls_verify: false,
         secret: secret.into(),
+        proxy: String::new(),
     }
 }
 

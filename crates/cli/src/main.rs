@@ -22,6 +22,12 @@ struct Cli {
     #[arg(long, global = true)]
     profile: Option<String>,
 
+    /// Go through this HTTP proxy (`http://[user:password@]host:port`), or `direct` for
+    /// none; without it HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY apply (or the
+    /// profile's proxy).
+    #[arg(long, global = true, value_name = "URL")]
+    proxy: Option<String>,
+
     /// Log more (repeat for even more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -60,14 +66,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let profile = cli.profile.as_deref();
+    let scope = target::Scope {
+        profile: cli.profile.as_deref(),
+        proxy: cli.proxy.as_deref(),
+    };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Sessions(args) => commands::sessions::run(profile, args).await,
-            Command::Open(args) => commands::open::run(profile, args).await,
-            Command::Ssh(args) => commands::ssh::run(profile, args).await,
-            Command::Proxy(args) => commands::proxy::run(profile, args).await,
-            Command::SshConfig(args) => commands::ssh_config::run(profile, args).await,
+            Command::Sessions(args) => commands::sessions::run(scope, args).await,
+            Command::Open(args) => commands::open::run(scope, args).await,
+            Command::Ssh(args) => commands::ssh::run(scope, args).await,
+            Command::Proxy(args) => commands::proxy::run(scope, args).await,
+            Command::SshConfig(args) => commands::ssh_config::run(scope, args).await,
             Command::Profile(cmd) => commands::profile::run(cmd),
         }
     });

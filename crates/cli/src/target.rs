@@ -6,7 +6,7 @@ use std::env;
 use porthole_core::api::version::ApiVersion;
 use porthole_core::api::{
     ApiError, AppProtocol, BackendClient, ClientOptions, ComputeSession, Credentials, Endpoint,
-    ServicePort,
+    Proxy, ProxySettings, ServicePort,
 };
 
 /// The first API version whose servers relay `vnc` and `rdp` ports (25.12).
@@ -14,7 +14,9 @@ const VNC_RDP_RELAYED: ApiVersion = ApiVersion {
     major: 9,
     revision: 20250722,
 };
-use porthole_core::profiles::{KeyringSecrets, ProfileError, ProfileStore, SecretStore};
+use porthole_core::profiles::{
+    proxy_secret_name, KeyringSecrets, ProfileError, ProfileStore, SecretStore,
+};
 
 /// Errors of the command, each printed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +65,19 @@ impl CliError {
     }
 }
 
+/// What the global options say about where to connect, and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// `--profile`.
+    pub profile: Option<&'a str>,
+    /// `--proxy`: a proxy URL, or `direct`.
+    pub proxy: Option<&'a str>,
+}
+
 /// Builds a signed-in client from `--profile`, else BACKEND_* variables, else the active
-/// profile.
-pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {
-    let (endpoint, credentials, options) = match profile {
+/// profile; through `--proxy`, else the profile's proxy, else the environment's.
+pub async fn connect(scope: Scope<'_>) -> Result<BackendClient, CliError> {
+    let (endpoint, credentials, mut options) = match scope.profile {
         Some(name) => from_profile(Some(name))?,
         None => match from_env()? {
             Some(found) => found,
@@ -81,6 +92,9 @@ pub async fn connect(profile: Option<&str>) -> Result<BackendClient, CliError> {
             })?,
         },
     };
+    if let Some(proxy) = scope.proxy {
+        options.proxy = proxy_setting(proxy)?;
+    }
     let mut credentials = credentials;
     if let Credentials::WebLogin { otp, .. } = &mut credentials {
         *otp = var("BACKEND_OTP");
@@ -169,22 +183,29 @@ fn from_env() -> Result<Option<Target>, CliError> {
         var("BACKEND_SKIP_SSLCERT_VALIDATION").as_deref(),
         Some("1" | "true" | "yes")
     );
-    options.tls.ca_file = var("PORTHOLE_CA_FILE").map(Into::into);
+    options.proxy = ProxySettings::from_env()?;
     Ok(Some((endpoint, credentials, options)))
+}
+
+/// `--proxy URL`, or `--proxy direct` (also `none`) for no proxy at all.
+fn proxy_setting(text: &str) -> Result<ProxySettings, CliError> {
+    Ok(match text.trim() {
+        "direct" | "none" => ProxySettings::direct(),
+        url => ProxySettings::all_through(Proxy::parse(url)?, ""),
+    })
 }
 
 fn from_profile(name: Option<&str>) -> Result<Target, CliError> {
     let store = ProfileStore::default_location()?;
     let profile = store.get(name)?;
-    let secret = KeyringSecrets::new()
+    let secrets = KeyringSecrets::new();
+    let secret = secrets
         .get(&profile.name)?
         .ok_or_else(|| ProfileError::NoSecret(profile.name.clone()))?;
+    let proxy_password = secrets.get(&proxy_secret_name(&profile.name))?;
     let endpoint = Endpoint::parse(&profile.endpoint)?;
-    Ok((
-        endpoint,
-        profile.credentials(secret),
-        profile.client_options(),
-    ))
+    let options = profile.client_options(proxy_password.as_deref())?;
+    Ok((endpoint, profile.credentials(secret), options))
 }
 
 /// Finds a running session and one of its apps, with messages that list what exists.

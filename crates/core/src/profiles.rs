@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use crate::toml_file::{self, TomlFileError};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ClientOptions, Credentials, Endpoint, TlsOptions};
+use crate::api::{
+    ApiError, ClientOptions, Credentials, Endpoint, Proxy, ProxySettings, TlsOptions,
+};
 
 /// How a profile signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +45,20 @@ pub struct Profile {
     /// Extra CA certificates (PEM) to trust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The HTTP proxy: `None` follows the environment (HTTPS_PROXY and friends), `direct`
+    /// uses none, else `http://[user@]host:port`; its password is in the keychain
+    /// ([`proxy_secret_name`]), never here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
+
+/// The keychain entry of a profile's proxy password (profile names have no `/`).
+pub fn proxy_secret_name(profile: &str) -> String {
+    format!("{profile}/proxy")
+}
+
+/// The value of [`Profile::proxy`] that means "no proxy".
+pub const DIRECT: &str = "direct";
 
 impl Profile {
     /// Checks the fields a user typed; returns the first problem in words.
@@ -60,6 +75,14 @@ impl Profile {
             return bad("the profile name must not contain slashes or control characters");
         }
         Endpoint::parse(&self.endpoint).map_err(|e| ProfileError::Invalid(e.to_string()))?;
+        if let Some(proxy) = self.proxy.as_deref().filter(|p| *p != DIRECT) {
+            if Proxy::parse(proxy)
+                .map_err(|e| ProfileError::Invalid(e.to_string()))?
+                .has_password()
+            {
+                return bad("the proxy password belongs in the keychain, not in the profile");
+            }
+        }
         match self.mode {
             AuthMode::Api
                 if self
@@ -76,15 +99,29 @@ impl Profile {
         }
     }
 
-    /// The client options this profile asks for.
-    pub fn client_options(&self) -> ClientOptions {
-        ClientOptions {
+    /// The client options this profile asks for; `proxy_password` is the proxy's
+    /// password from the keychain, if it has one.
+    pub fn client_options(&self, proxy_password: Option<&str>) -> Result<ClientOptions, ApiError> {
+        let proxy = match self.proxy.as_deref() {
+            None => ProxySettings::from_env()?,
+            Some(DIRECT) => ProxySettings::direct(),
+            Some(url) => {
+                let proxy = Proxy::parse(url)?;
+                let proxy = match proxy_password {
+                    Some(password) => proxy.with_password(password),
+                    None => proxy,
+                };
+                ProxySettings::all_through(proxy, "")
+            }
+        };
+        Ok(ClientOptions {
             tls: TlsOptions {
                 skip_verify: self.skip_tls_verify,
                 ca_file: self.ca_file.clone(),
             },
+            proxy,
             ..ClientOptions::default()
-        }
+        })
     }
 
     /// The credentials, with `secret` (secret key or password) from the keychain.
@@ -311,6 +348,7 @@ impl ProfileStore {
             file.active = file.profiles.first().map(|p| p.name.clone());
         }
         self.save(&file)?;
+        secrets.delete(&proxy_secret_name(name))?;
         secrets.delete(name)
     }
 
@@ -352,7 +390,25 @@ mod tests {
             username: None,
             skip_tls_verify: false,
             ca_file: None,
+            proxy: None,
         }
+    }
+
+    #[test]
+    fn a_profile_proxy_keeps_its_password_out_of_the_file() {
+        let mut profile = api_profile("p");
+        profile.proxy = Some("http://alice:hunter2@proxy.corp:3128".into());
+        assert!(profile.validate().is_err(), "no password in the file");
+        profile.proxy = Some("http://alice@proxy.corp:3128".into());
+        profile.validate().unwrap();
+        let options = profile.client_options(Some("hunter2")).unwrap();
+        let url = url::Url::parse("https://api.example.com").unwrap();
+        let proxy = options.proxy.for_url(&url).unwrap();
+        assert_eq!(proxy.password(), Some("hunter2"));
+        profile.proxy = Some(DIRECT.into());
+        let options = profile.client_options(None).unwrap();
+        assert!(options.proxy.is_direct());
+        assert_eq!(proxy_secret_name("p"), "p/proxy");
     }
 
     #[test]

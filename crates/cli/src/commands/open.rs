@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{host_key_pin, listen_addr, shutdown_signal};
 use crate::launch;
-use crate::target::{connect, find_app, CliError};
+use crate::target::{connect, find_app, CliError, Scope};
 
 /// Arguments of `porthole open`.
 #[derive(Debug, clap::Args)]
@@ -69,9 +69,9 @@ struct Ready<'a> {
 }
 
 /// Runs the command.
-pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
+pub async fn run(scope: Scope<'_>, args: Args) -> Result<ExitCode, CliError> {
     let bind = listen_addr(args.bind.as_deref(), args.port)?;
-    let client = connect(profile).await?;
+    let client = connect(scope).await?;
     let (session, app) = find_app(&client, &args.session, &args.app).await?;
     let launch = AppLaunch {
         container_port: args.app_port,

@@ -81,6 +81,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 username: args.username,
                 skip_tls_verify: args.skip_tls_verify,
                 ca_file: args.ca_file,
+                // The environment's proxy; the desktop app sets one per profile.
+                proxy: None,
             };
             profile.validate()?;
             let prompt = match mode {

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::shutdown_signal;
-use crate::target::{connect, find_app, CliError};
+use crate::target::{connect, find_app, CliError, Scope};
 
 /// Arguments of `porthole proxy`.
 #[derive(Debug, clap::Args)]
@@ -22,8 +22,8 @@ pub struct Args {
 
 /// Runs the command until either side closes. A session whose app is still starting
 /// (close 1013) is retried with backoff, as in tunnels.
-pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
-    let client = connect(profile).await?;
+pub async fn run(scope: Scope<'_>, args: Args) -> Result<ExitCode, CliError> {
+    let client = connect(scope).await?;
     let (session, app) = find_app(&client, &args.session, &args.app).await?;
     let options = TunnelOptions::default();
     let replay = Replay::new(options.replay_limit);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use porthole_core::api::ComputeSession;
 
-use crate::target::{connect, CliError};
+use crate::target::{connect, CliError, Scope};
 
 /// Arguments of `porthole sessions`.
 #[derive(Debug, clap::Args)]
@@ -18,8 +18,8 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
-    let client = connect(profile).await?;
+pub async fn run(scope: Scope<'_>, args: Args) -> Result<ExitCode, CliError> {
+    let client = connect(scope).await?;
     let sessions = client.list_sessions(args.all).await?;
     if args.json {
         let json = serde_json::to_string(&sessions)

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{host_key_pin, listen_addr};
-use crate::target::{connect, find_app, CliError};
+use crate::target::{connect, find_app, CliError, Scope};
 
 /// Arguments of `porthole ssh`.
 #[derive(Debug, clap::Args)]
@@ -30,8 +30,8 @@ pub struct Args {
 }
 
 /// Runs the command; the exit code is ssh's.
-pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
-    let client = connect(profile).await?;
+pub async fn run(scope: Scope<'_>, args: Args) -> Result<ExitCode, CliError> {
+    let client = connect(scope).await?;
     let (session, app) = find_app(&client, &args.session, "sshd").await?;
     let key_bytes = client.download_file(&session, KEY_FILE_NAME).await?;
     let key = KeyFile::write(&key_bytes, None)?;

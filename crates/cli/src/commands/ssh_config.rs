@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use porthole_core::ssh_config::{self, ProxySpec, SshConfigPaths};
 
-use crate::target::{connect, profile_in_use, CliError};
+use crate::target::{connect, profile_in_use, CliError, Scope};
 
 /// Arguments of `porthole ssh-config`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError> {
+pub async fn run(scope: Scope<'_>, args: Args) -> Result<ExitCode, CliError> {
     let paths = SshConfigPaths::default_location()?;
     if args.remove {
         let removed = ssh_config::remove(&paths)?;
@@ -38,12 +38,12 @@ pub async fn run(profile: Option<&str>, args: Args) -> Result<ExitCode, CliError
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let client = connect(profile).await?;
+    let client = connect(scope).await?;
     let hosts = ssh_config::running_hosts(&client).await?;
     let program = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| CliError::Usage(format!("cannot find the porthole program itself: {e}")))?;
-    let profile = profile_in_use(profile)?;
+    let profile = profile_in_use(scope.profile)?;
     if profile.is_none() {
         eprintln!(
             "porthole: note: the hosts sign in with the BACKEND_* variables of whatever runs \

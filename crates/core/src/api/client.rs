@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::handshake::client::Request as WsRequest;
 use url::Url;
 
 use super::error::ApiError;
+use super::proxy::{Proxy, ProxySettings};
 use super::session::{
     parse_session_list, AppLaunch, ComputeSession, ServicePort, SESSION_LIST_QUERY,
     SESSION_LIST_QUERY_V4,
@@ -75,6 +76,9 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Limit for a TCP connect.
     pub connect_timeout: Duration,
+    /// The HTTP proxies to go through (none by default; the front ends read the
+    /// environment or the profile, see [`super::proxy`]).
+    pub proxy: ProxySettings,
 }
 
 impl Default for ClientOptions {
@@ -83,6 +87,7 @@ impl Default for ClientOptions {
             tls: TlsOptions::default(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            proxy: ProxySettings::direct(),
         }
     }
 }
@@ -183,6 +188,8 @@ pub struct BackendClient {
     api_version: ApiVersion,
     /// `/func` in session mode, empty in API mode.
     prefix: &'static str,
+    /// The proxy every request and tunnel to the endpoint goes through, if any.
+    proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for BackendClient {
@@ -203,20 +210,38 @@ impl BackendClient {
         options: &ClientOptions,
     ) -> Result<BackendClient, ApiError> {
         let tls = client_config(&options.tls)?;
-        let http = reqwest::Client::builder()
+        let proxy = options.proxy.for_url(endpoint.url()).cloned();
+        // Only the proxy chosen here, never one reqwest would find by itself.
+        let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("porthole/", env!("CARGO_PKG_VERSION")))
+            .no_proxy();
+        if let Some(proxy) = &proxy {
+            let through = reqwest::Proxy::all(proxy.url_with_credentials()).map_err(|e| {
+                ApiError::InvalidProxy {
+                    proxy: proxy.to_string(),
+                    detail: e.to_string(),
+                }
+            })?;
+            builder = builder.proxy(through);
+        }
+        let http = builder
             .build()
             .map_err(|e| ApiError::UnexpectedReply(format!("cannot set up HTTP ({e})")))?;
+        let net = Net {
+            http: &http,
+            endpoint,
+            proxy: proxy.as_ref(),
+        };
         let prefix = match credentials {
             Credentials::Keypair { .. } => "",
             Credentials::WebLogin { .. } => "/func",
         };
-        let server = fetch_server_info(&http, endpoint, prefix).await?;
+        let server = fetch_server_info(&net, prefix).await?;
         let server_version: ApiVersion = server
             .api_version
             .parse()
@@ -241,7 +266,7 @@ impl BackendClient {
                 otp,
             } => Auth::Session {
                 username: username.clone(),
-                session_id: web_login(&http, endpoint, username, password, otp.as_deref()).await?,
+                session_id: web_login(&net, username, password, otp.as_deref()).await?,
             },
         };
         tracing::debug!(endpoint = %endpoint, %api_version, "connected");
@@ -253,6 +278,7 @@ impl BackendClient {
             server,
             api_version,
             prefix,
+            proxy,
         })
     }
 
@@ -283,6 +309,11 @@ impl BackendClient {
     /// Whether this client goes through a web server login session.
     pub fn is_session_mode(&self) -> bool {
         matches!(self.auth, Auth::Session { .. })
+    }
+
+    /// The proxy requests and tunnels to the endpoint go through, if any.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
     }
 
     /// The TLS configuration tunnels use for `wss://` endpoints.
@@ -364,12 +395,12 @@ impl BackendClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let reply = request
-            .send()
-            .await
-            .map_err(|e| map_reqwest_error(&self.endpoint, e))?;
-        let status = reply.status();
-        let bytes = read_limited(reply, &self.endpoint).await?;
+        let net = Net {
+            http: &self.http,
+            endpoint: &self.endpoint,
+            proxy: self.proxy.as_ref(),
+        };
+        let (status, _, bytes) = net.exchange(request).await?;
         if status.is_success() {
             Ok((status, bytes))
         } else {
@@ -549,7 +580,7 @@ async fn read_limited(
     while let Some(chunk) = reply
         .chunk()
         .await
-        .map_err(|e| map_reqwest_error(endpoint, e))?
+        .map_err(|e| map_reqwest_error(endpoint, None, e))?
     {
         if buf.len() + chunk.len() > MAX_REPLY_BYTES {
             return Err(ApiError::UnexpectedReply(format!(
@@ -562,22 +593,66 @@ async fn read_limited(
     Ok(buf.freeze())
 }
 
-async fn fetch_server_info(
-    http: &reqwest::Client,
+/// How requests reach the endpoint: the HTTP client, and the proxy it goes through.
+struct Net<'a> {
+    http: &'a reqwest::Client,
+    endpoint: &'a Endpoint,
+    proxy: Option<&'a Proxy>,
+}
+
+impl Net<'_> {
+    /// Sends `request` and reads the reply (bounded): status, headers, body. What the proxy
+    /// did wrong is said as the proxy's error, naming it.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, bytes::Bytes), ApiError> {
+        let reply = request
+            .send()
+            .await
+            .map_err(|e| map_reqwest_error(self.endpoint, self.proxy, e))?;
+        let status = reply.status();
+        let headers = reply.headers().clone();
+        let body = read_limited(reply, self.endpoint).await?;
+        if let Some(proxy) = self.proxy {
+            if let Some(refusal) = proxy_refusal(proxy, self.endpoint, status, &body) {
+                return Err(refusal);
+            }
+        }
+        Ok((status, headers, body))
+    }
+}
+
+/// A reply that came from the proxy rather than the server (plain `http://` endpoints
+/// are requested through the proxy, which answers for itself): 407 always, and 403 or a
+/// 5xx gateway error without the server's problem+json body.
+fn proxy_refusal(
+    proxy: &Proxy,
     endpoint: &Endpoint,
-    prefix: &str,
-) -> Result<ServerInfo, ApiError> {
+    status: StatusCode,
+    body: &[u8],
+) -> Option<ApiError> {
+    let from_server = serde_json::from_slice::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("type").is_some() || v.get("title").is_some());
+    let code = status.as_u16();
+    let from_proxy = code == 407 || (matches!(code, 403 | 502..=504) && !from_server);
+    from_proxy.then(|| {
+        proxy.refusal(
+            &endpoint.host_header(),
+            code,
+            status.canonical_reason().unwrap_or_default(),
+        )
+    })
+}
+
+async fn fetch_server_info(net: &Net<'_>, prefix: &str) -> Result<ServerInfo, ApiError> {
+    let endpoint = net.endpoint;
     let url = endpoint
         .url
         .join(&format!("{prefix}/"))
         .map_err(|e| ApiError::UnexpectedReply(e.to_string()))?;
-    let reply = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| map_reqwest_error(endpoint, e))?;
-    let status = reply.status();
-    let body = read_limited(reply, endpoint).await?;
+    let (status, _, body) = net.exchange(net.http.get(url)).await?;
     if !status.is_success() {
         return Err(ApiError::from_reply(status.as_u16(), &body, None));
     }
@@ -601,12 +676,12 @@ async fn fetch_server_info(
 }
 
 async fn web_login(
-    http: &reqwest::Client,
-    endpoint: &Endpoint,
+    net: &Net<'_>,
     username: &str,
     password: &str,
     otp: Option<&str>,
 ) -> Result<String, ApiError> {
+    let endpoint = net.endpoint;
     let url = endpoint
         .url
         .join("/server/login")
@@ -615,20 +690,12 @@ async fn web_login(
     if let Some(otp) = otp {
         body["otp"] = otp.into();
     }
-    let reply = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| map_reqwest_error(endpoint, e))?;
-    let status = reply.status();
-    let header_id = reply
-        .headers()
+    let (status, headers, body) = net.exchange(net.http.post(url).json(&body)).await?;
+    let header_id = headers
         .get(SESSION_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let cookie_id = reply
-        .headers()
+    let cookie_id = headers
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -639,7 +706,6 @@ async fn web_login(
                 .strip_prefix(&format!("{SESSION_COOKIE}="))
                 .map(str::to_owned)
         });
-    let body = read_limited(reply, endpoint).await?;
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Err(ApiError::TooManyLogins);
     }
@@ -687,8 +753,34 @@ async fn web_login(
     Err(ApiError::from_reply(status.as_u16(), &body, None))
 }
 
-fn map_reqwest_error(endpoint: &Endpoint, error: reqwest::Error) -> ApiError {
+fn map_reqwest_error(
+    endpoint: &Endpoint,
+    proxy: Option<&Proxy>,
+    error: reqwest::Error,
+) -> ApiError {
     let detail = error_chain(&error);
+    if let (Some(proxy), true) = (proxy, error.is_connect()) {
+        // reqwest does not say which hop failed: its CONNECT's answer, or the proxy itself.
+        let lower = detail.to_ascii_lowercase();
+        return if lower.contains("auth") {
+            proxy.refusal(
+                &endpoint.host_header(),
+                407,
+                "Proxy Authentication Required",
+            )
+        } else if lower.contains("tunnel") {
+            ApiError::Proxy {
+                proxy: proxy.to_string(),
+                detail: format!(
+                    "did not connect us to {} ({detail})",
+                    endpoint.host_header()
+                ),
+                retryable: true,
+            }
+        } else {
+            proxy.unreachable(&detail)
+        };
+    }
     if error.is_timeout() {
         return ApiError::Timeout {
             what: format!("the request to {endpoint}"),

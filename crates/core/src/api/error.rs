@@ -110,6 +110,28 @@ pub enum ApiError {
         /// The OS's reason.
         detail: String,
     },
+    /// The proxy setting cannot be used.
+    #[error("the proxy {proxy:?} cannot be used: {detail}")]
+    InvalidProxy {
+        /// The proxy as given (password hidden).
+        proxy: String,
+        /// Why.
+        detail: String,
+    },
+    /// The HTTP proxy did not connect us to the endpoint: it refused (407, 403, 502...),
+    /// closed the connection, or could not be reached.
+    #[error("the proxy {proxy} {detail}")]
+    Proxy {
+        /// The proxy (`http://[user@]host:port`, no password).
+        proxy: String,
+        /// What it did, with what to do about it, e.g. "refused the connection to
+        /// api.example.com:443 (407 Proxy Authentication Required): check the proxy user
+        /// name and password".
+        detail: String,
+        /// Whether the same request may work later as it is (the proxy was unreachable or
+        /// its upstream failed), as opposed to a refusal the user must act on.
+        retryable: bool,
+    },
     /// The TLS handshake failed, usually an untrusted certificate.
     #[error("TLS with {endpoint} failed: {detail}. If the server uses a private CA, add it to the profile; skipping verification is a last resort.")]
     Tls {
@@ -243,6 +265,8 @@ impl ApiError {
             ApiError::InvalidEndpoint { .. } => "invalid-endpoint",
             ApiError::Unreachable { .. } => "unreachable",
             ApiError::Tls { .. } => "tls",
+            ApiError::InvalidProxy { .. } => "invalid-proxy",
+            ApiError::Proxy { .. } => "proxy",
             ApiError::Timeout { .. } => "timeout",
             ApiError::AuthFailed { .. } => "auth-failed",
             ApiError::ClockSkew => "clock-skew",
@@ -270,7 +294,13 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ApiError::Unreachable { .. } | ApiError::Timeout { .. } | ApiError::BadGateway { .. }
+            ApiError::Unreachable { .. }
+                | ApiError::Timeout { .. }
+                | ApiError::BadGateway { .. }
+                | ApiError::Proxy {
+                    retryable: true,
+                    ..
+                }
         )
     }
 

@@ -2,6 +2,7 @@
 
 mod client;
 mod error;
+pub mod proxy;
 pub mod session;
 pub mod signing;
 mod tls;
@@ -12,5 +13,6 @@ pub use client::{
     ServerInfo, SESSION_COOKIE, SESSION_ID_HEADER,
 };
 pub use error::{one_line, readable_msg, ApiError, Problem};
+pub use proxy::{Proxy, ProxySettings};
 pub use session::{AppLaunch, AppProtocol, ComputeSession, ProxyKind, ServicePort};
 pub use tls::TlsOptions;

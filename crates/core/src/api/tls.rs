@@ -1,5 +1,11 @@
 //! One rustls configuration shared by HTTP requests and WebSocket tunnels, so both trust
 //! the same roots and honour the same opt-in "skip verification" choice.
+//!
+//! The roots are the system's, as browsers and the official client use them: the OS trust
+//! store (on Linux the CA bundle and directory OpenSSL uses, or the ones `SSL_CERT_FILE`
+//! and `SSL_CERT_DIR` name), so a company CA installed the usual way just works; plus the
+//! PEM file `PORTHOLE_CA_FILE` names and a profile's own CA file; plus the bundled Mozilla
+//! roots where the system has none.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,9 +24,13 @@ pub struct TlsOptions {
     /// Accept any certificate. Off by default; only for servers the user explicitly chose
     /// to trust blindly.
     pub skip_verify: bool,
-    /// A PEM file of extra CA certificates to trust (a private CA).
+    /// A PEM file of extra CA certificates to trust (a private CA), besides the system's
+    /// and `PORTHOLE_CA_FILE`.
     pub ca_file: Option<std::path::PathBuf>,
 }
+
+/// The variable naming one more PEM file of CA certificates to trust.
+pub const CA_FILE_VAR: &str = "PORTHOLE_CA_FILE";
 
 /// Builds the rustls client configuration for `options`.
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, ApiError> {
@@ -37,10 +47,11 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, ApiError
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
             .with_no_client_auth()
     } else {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = &options.ca_file {
+        let mut roots = system_roots();
+        let env_file = std::env::var_os(CA_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        for path in options.ca_file.iter().chain(env_file.iter()) {
             for cert in read_pem_certificates(path)? {
                 roots.add(cert).map_err(|e| ApiError::Tls {
                     endpoint: path.display().to_string(),
@@ -52,6 +63,25 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, ApiError
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The system's trust store, or the bundled roots when it holds none (a minimal container,
+/// an unusual system).
+fn system_roots() -> RootCertStore {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "a system CA certificate could not be read");
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "system CA certificates rustls cannot use");
+    }
+    if added == 0 {
+        tracing::info!("the system has no CA certificates: using the bundled roots");
+        roots.roots = webpki_roots::TLS_SERVER_ROOTS.to_vec();
+    }
+    roots
 }
 
 fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ApiError> {

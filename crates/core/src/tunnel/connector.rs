@@ -17,7 +17,9 @@ use tokio_tungstenite::tungstenite::handshake::client::{generate_key, Request};
 use tokio_tungstenite::MaybeTlsStream;
 
 use super::link::{accept_key, Link, Role};
-use crate::api::{one_line, ApiError, AppLaunch, BackendClient, ComputeSession, ServicePort};
+use crate::api::{
+    one_line, ApiError, AppLaunch, BackendClient, ComputeSession, Proxy, ServicePort,
+};
 
 /// The WebSocket of one tunnelled connection.
 pub type AppStream = Link<MaybeTlsStream<TcpStream>>;
@@ -40,7 +42,7 @@ pub async fn open_app_stream(
 ) -> Result<AppStream, ApiError> {
     let request = client.stream_request(session, app, launch)?;
     let app = app.name.as_str();
-    let handshake = upgrade(request, client.tls_config());
+    let handshake = upgrade(request, client.tls_config(), client.proxy());
     match tokio::time::timeout(handshake_timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(map_failure(client, session, app, e)),
@@ -62,6 +64,8 @@ pub(crate) enum UpgradeFailure {
     Refused { status: u16, body: Vec<u8> },
     /// The server's reply is not a valid upgrade.
     Protocol(String),
+    /// The proxy did not connect us, or dropped the connection (the error names it).
+    Proxy(ApiError),
 }
 
 impl From<io::Error> for UpgradeFailure {
@@ -93,14 +97,16 @@ fn map_failure(
             "the WebSocket handshake with {endpoint} failed: {}",
             one_line(&detail, 200)
         )),
+        UpgradeFailure::Proxy(e) => e,
     }
 }
 
-/// Connects (TLS for `wss://`), sends the upgrade `request` with its headers, and returns
-/// the WebSocket on 101, or the whole refusal.
+/// Connects (through `proxy` when given; TLS for `wss://`), sends the upgrade `request`
+/// with its headers, and returns the WebSocket on 101, or the whole refusal.
 pub(crate) async fn upgrade(
     request: Request,
     tls: std::sync::Arc<rustls::ClientConfig>,
+    proxy: Option<&Proxy>,
 ) -> Result<AppStream, UpgradeFailure> {
     let uri = request.uri().clone();
     let secure = match uri.scheme_str() {
@@ -117,7 +123,12 @@ pub(crate) async fn upgrade(
         .ok_or_else(|| UpgradeFailure::Protocol("the URL has no host".into()))?;
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let tcp = TcpStream::connect((bare_host, port)).await?;
+    let tcp = match proxy {
+        Some(proxy) => connect_through(proxy, bare_host, port)
+            .await
+            .map_err(UpgradeFailure::Proxy)?,
+        None => TcpStream::connect((bare_host, port)).await?,
+    };
     let _ = tcp.set_nodelay(true);
     let mut stream = if secure {
         let name = ServerName::try_from(bare_host.to_owned())
@@ -156,7 +167,20 @@ pub(crate) async fn upgrade(
     stream.write_all(head.as_bytes()).await?;
     stream.flush().await?;
 
-    let (reply, mut buf) = read_head(&mut stream).await?;
+    let (reply, mut buf) = match (read_head(&mut stream).await, proxy) {
+        // The proxy gave up on a tunnel that stayed quiet while the server started the app.
+        (Err(UpgradeFailure::Io(e)), Some(proxy))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return Err(UpgradeFailure::Proxy(
+                proxy.dropped(&authority(bare_host, port)),
+            ))
+        }
+        (read, _) => read?,
+    };
     if reply.status == 101 {
         let header_has = |name: &str, token: &str| {
             reply
@@ -183,9 +207,66 @@ pub(crate) async fn upgrade(
     })
 }
 
+/// `host:port`, with brackets around an IPv6 address.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Asks `proxy` for a tunnel to `host:port` (HTTP `CONNECT`); on its 200 the stream
+/// carries bytes to the endpoint as if connected directly (TLS goes inside).
+pub(crate) async fn connect_through(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, ApiError> {
+    let target = authority(host, port);
+    let mut tcp = TcpStream::connect((proxy.host(), proxy.port()))
+        .await
+        .map_err(|e| proxy.unreachable(&e.to_string()))?;
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(authorization) = proxy.authorization() {
+        head.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes())
+        .await
+        .map_err(|e| proxy.unreachable(&e.to_string()))?;
+    let (reply, rest) = match read_head(&mut tcp).await {
+        Ok(read) => read,
+        Err(UpgradeFailure::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(proxy.dropped(&target))
+        }
+        Err(UpgradeFailure::Io(e)) => return Err(proxy.unreachable(&e.to_string())),
+        Err(other) => {
+            return Err(ApiError::Proxy {
+                proxy: proxy.to_string(),
+                detail: format!("did not answer the CONNECT to {target} in HTTP ({other:?})"),
+                retryable: false,
+            })
+        }
+    };
+    if reply.status != 200 {
+        return Err(proxy.refusal(&target, reply.status, &reply.reason));
+    }
+    if !rest.is_empty() {
+        // The client speaks first on a new HTTP connection: nothing may come before it.
+        return Err(ApiError::Proxy {
+            proxy: proxy.to_string(),
+            detail: format!("sent bytes of its own after connecting to {target}"),
+            retryable: false,
+        });
+    }
+    Ok(tcp)
+}
+
 /// A parsed response head.
 struct Head {
     status: u16,
+    reason: String,
     headers: Vec<(String, String)>,
 }
 
@@ -231,11 +312,19 @@ async fn read_head<S: AsyncRead + Unpin>(
         .and_then(|rest| rest.get(2..5))
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| UpgradeFailure::Protocol(format!("not an HTTP reply: {status_line:?}")))?;
+    let reason = status_line.get(13..).unwrap_or_default().trim().to_owned();
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Ok((Head { status, headers }, buf.split_off(end)))
+    Ok((
+        Head {
+            status,
+            reason,
+            headers,
+        },
+        buf.split_off(end),
+    ))
 }
 
 /// Completes an error reply's body in `buf`: by `Content-Length`, chunked, or to the end of
@@ -315,6 +404,7 @@ pub fn parse_upgrade_reply(reply: &[u8]) -> Result<(u16, Vec<(String, String)>, 
             UpgradeFailure::Io(e) => e.to_string(),
             UpgradeFailure::Tls(s) | UpgradeFailure::Protocol(s) => s,
             UpgradeFailure::Refused { status, .. } => format!("refused {status}"),
+            UpgradeFailure::Proxy(e) => e.to_string(),
         })?;
         if head.status != 101 {
             read_body(&mut stream, &head, &mut buf).await;
@@ -383,7 +473,7 @@ mod tests {
         );
         let url = server(vec![head.into_bytes(), body.to_vec()]).await;
         let request = url.into_client_request().unwrap();
-        match upgrade(request, tls()).await {
+        match upgrade(request, tls(), None).await {
             Err(UpgradeFailure::Refused { status, body: got }) => {
                 assert_eq!(status, 404);
                 assert_eq!(got, body);
@@ -400,7 +490,7 @@ mod tests {
             b"6\r\n world\r\n0\r\n\r\n".to_vec(),
         ])
         .await;
-        match upgrade(url.into_client_request().unwrap(), tls()).await {
+        match upgrade(url.into_client_request().unwrap(), tls(), None).await {
             Err(UpgradeFailure::Refused { status, body }) => {
                 assert_eq!((status, body.as_slice()), (502, &b"hello world"[..]));
             }
@@ -431,7 +521,7 @@ mod tests {
         request
             .headers_mut()
             .insert("x-backendai-version", "v7.20230615".parse().unwrap());
-        let (mut rx, mut tx) = upgrade(request, tls()).await.unwrap().split();
+        let (mut rx, mut tx) = upgrade(request, tls(), None).await.unwrap().split();
         assert_eq!(rx.next().await.unwrap(), Event::Data(b"SSH-2.0-test\r\n"));
         let mut frame = [&[0u8; HEADER_ROOM][..], b"ping"].concat();
         tx.send_binary(&mut frame).await.unwrap();
@@ -441,7 +531,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_accept_key_is_refused() {
         let url = server(vec![b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n".to_vec()]).await;
-        match upgrade(url.into_client_request().unwrap(), tls()).await {
+        match upgrade(url.into_client_request().unwrap(), tls(), None).await {
             Err(UpgradeFailure::Protocol(text)) => assert!(text.contains("Accept"), "{text}"),
             other => panic!("{other:?}"),
         }
@@ -458,7 +548,7 @@ mod tests {
             .into_client_request()
             .unwrap();
         assert!(matches!(
-            upgrade(request, tls()).await,
+            upgrade(request, tls(), None).await,
             Err(UpgradeFailure::Io(_))
         ));
     }
