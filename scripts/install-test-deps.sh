@@ -15,7 +15,8 @@ need_gui=()
 # The desktop app is a workspace member, so building and linting the workspace needs
 # the WebKitGTK and tray development packages too.
 for pkg in pkg-config libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-  librsvg2-dev openssh-server openssh-client curl faketime python3-venv rsync dropbear-bin; do
+  librsvg2-dev openssh-server openssh-client curl faketime python3-venv rsync dropbear-bin \
+  tinyproxy iproute2 openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -39,6 +40,12 @@ if [ "$(id -u)" -eq 0 ]; then
   for rig in tests/rigs/*/rig.env; do
     tests/rigs/rig "$(basename "$(dirname "$rig")")" packages
   done
+fi
+
+# The proxy tests run their own tinyproxy in a network namespace; the package's service
+# must not hold the default port (no init system starts it in CI; a real one might).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet tinyproxy 2>/dev/null; then
+  $SUDO systemctl disable --now tinyproxy >/dev/null 2>&1 || true
 fi
 
 # Backend.AI containers run sshd for the user `work`; the tests log in as it when it

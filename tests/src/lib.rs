@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod dropbear;
 pub mod faultproxy;
+pub mod network;
 pub mod tls_front;
 
 use std::fmt::Write as _;
@@ -314,13 +315,18 @@ pub struct Emulator {
 impl Emulator {
     /// Starts the emulator with `config` on a free port and waits for its ready line.
     pub async fn start(mode: Mode, config: &str) -> Emulator {
+        Emulator::start_on(mode, config, "127.0.0.1:0").await
+    }
+
+    /// The same, listening on `listen` (`ADDRESS:PORT`, port 0: a free one).
+    pub async fn start_on(mode: Mode, config: &str, listen: &str) -> Emulator {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("emulator.toml");
         std::fs::write(&path, config).expect("write config");
         let mut child = Command::new(bin("porthole-emulator"))
             .arg("--config")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0", "--control"])
+            .args(["--listen", listen, "--control"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -443,6 +449,11 @@ impl OpenTunnel {
         read_line_until(stderr, secs, "porthole open's error output", want).await
     }
 
+    /// The process id of `porthole open` (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("porthole open is running")
+    }
+
     /// `127.0.0.1:PORT` of the tunnel.
     pub fn local_addr(&self) -> String {
         self.ready["local_addr"]
@@ -539,6 +550,27 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
+/// Whether this process's effective user is root.
+pub fn is_root() -> bool {
+    proc_status_field("self", "Uid")
+        .and_then(|uids| uids.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+/// Waits until something accepts TCP connections on `address` (a process of another
+/// program, which announces nothing), or fails the test after `timeout` naming `what`.
+pub async fn wait_until_listening(
+    address: impl tokio::net::ToSocketAddrs + Clone,
+    timeout: Duration,
+    what: &str,
+) {
+    porthole_testkit::wait_until(what, timeout, || {
+        let address = address.clone();
+        async move { tokio::net::TcpStream::connect(address).await.ok().map(drop) }
+    })
+    .await;
+}
+
 /// A local account made for one test, removed with its home when dropped: the other
 /// user on a shared machine.
 pub struct OsUser {
@@ -552,8 +584,7 @@ impl OsUser {
     /// Creates the account `name` (needs root; `None`, with the reason printed, when this
     /// process is not root).
     pub fn create(name: &str) -> Option<OsUser> {
-        let uid_line = proc_status_field("self", "Uid").unwrap_or_default();
-        if uid_line.split_whitespace().nth(1) != Some("0") {
+        if !is_root() {
             eprintln!("skipped: creating the OS user {name} needs root");
             return None;
         }

@@ -36,6 +36,12 @@ async fn openssl(dir: &Path, args: &[&str]) {
 impl TestPki {
     /// Makes a CA and a certificate for `127.0.0.1` / `localhost` signed by it.
     pub async fn generate() -> TestPki {
+        TestPki::generate_for(&["IP:127.0.0.1", "DNS:localhost"]).await
+    }
+
+    /// Makes a CA and a certificate for these subject alternative names (`IP:10.0.0.1`,
+    /// `DNS:manager.example.test`) signed by it.
+    pub async fn generate_for(names: &[&str]) -> TestPki {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         openssl(
@@ -79,8 +85,11 @@ impl TestPki {
         .await;
         std::fs::write(
             d.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName={}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+                names.join(",")
+            ),
         )
         .expect("ext.cnf");
         openssl(
@@ -117,6 +126,8 @@ impl TestPki {
 pub struct TlsFront {
     /// `https://127.0.0.1:PORT`
     pub url: String,
+    /// Its port.
+    pub port: u16,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -124,6 +135,15 @@ impl TlsFront {
     /// Terminates TLS with `pki`'s server certificate on a free loopback port and
     /// forwards every connection to `backend` (`127.0.0.1:PORT`).
     pub async fn start(pki: &TestPki, backend: String) -> TlsFront {
+        TlsFront::start_on(pki, "127.0.0.1:0".parse().expect("address"), backend).await
+    }
+
+    /// The same on `listen` (port 0: a free one); the URL names its address.
+    pub async fn start_on(
+        pki: &TestPki,
+        listen: std::net::SocketAddr,
+        backend: String,
+    ) -> TlsFront {
         let certs = CertificateDer::pem_file_iter(&pki.cert)
             .expect("server.pem")
             .collect::<Result<Vec<_>, _>>()
@@ -138,8 +158,8 @@ impl TlsFront {
         .with_single_cert(certs, key)
         .expect("server config");
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
+        let listener = TcpListener::bind(listen).await.expect("bind");
+        let bound = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
@@ -156,7 +176,8 @@ impl TlsFront {
             }
         });
         TlsFront {
-            url: format!("https://127.0.0.1:{port}"),
+            url: format!("https://{bound}"),
+            port: bound.port(),
             task,
         }
     }

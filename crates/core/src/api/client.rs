@@ -221,6 +221,10 @@ impl BackendClient {
             .user_agent(concat!("porthole/", env!("CARGO_PKG_VERSION")))
             .no_proxy();
         if let Some(proxy) = &proxy {
+            // Proxies close idle client connections on their own schedule (tinyproxy after
+            // its Timeout); a pooled one would fail the next request. A new connection to
+            // the proxy per request costs one local round trip.
+            builder = builder.pool_max_idle_per_host(0);
             let through = reqwest::Proxy::all(proxy.url_with_credentials()).map_err(|e| {
                 ApiError::InvalidProxy {
                     proxy: proxy.to_string(),
@@ -624,8 +628,9 @@ impl Net<'_> {
 }
 
 /// A reply that came from the proxy rather than the server (plain `http://` endpoints
-/// are requested through the proxy, which answers for itself): 407 always, and 403 or a
-/// 5xx gateway error without the server's problem+json body.
+/// are requested through the proxy, which answers for itself): 407 always, and 401 (what
+/// tinyproxy answers a wrong password with), 403 or a 5xx gateway error without the
+/// server's problem+json body.
 fn proxy_refusal(
     proxy: &Proxy,
     endpoint: &Endpoint,
@@ -636,7 +641,7 @@ fn proxy_refusal(
         .ok()
         .is_some_and(|v| v.get("type").is_some() || v.get("title").is_some());
     let code = status.as_u16();
-    let from_proxy = code == 407 || (matches!(code, 403 | 502..=504) && !from_server);
+    let from_proxy = code == 407 || (matches!(code, 401 | 403 | 502..=504) && !from_server);
     from_proxy.then(|| {
         proxy.refusal(
             &endpoint.host_header(),
@@ -759,6 +764,14 @@ fn map_reqwest_error(
     error: reqwest::Error,
 ) -> ApiError {
     let detail = error_chain(&error);
+    // TLS runs end to end, inside the proxy's tunnel: a certificate problem is the
+    // server's, wherever the bytes went.
+    if is_tls_failure(&detail) {
+        return ApiError::Tls {
+            endpoint: endpoint.to_string(),
+            detail,
+        };
+    }
     if let (Some(proxy), true) = (proxy, error.is_connect()) {
         // reqwest does not say which hop failed: its CONNECT's answer, or the proxy itself.
         let lower = detail.to_ascii_lowercase();
@@ -787,15 +800,6 @@ fn map_reqwest_error(
             secs: 30,
         };
     }
-    if detail.contains("certificate")
-        || detail.contains("InvalidCertificate")
-        || detail.contains("tls")
-    {
-        return ApiError::Tls {
-            endpoint: endpoint.to_string(),
-            detail,
-        };
-    }
     if error.is_connect() || error.is_request() {
         return ApiError::Unreachable {
             endpoint: endpoint.to_string(),
@@ -803,6 +807,12 @@ fn map_reqwest_error(
         };
     }
     ApiError::UnexpectedReply(detail)
+}
+
+fn is_tls_failure(detail: &str) -> bool {
+    detail.contains("certificate")
+        || detail.contains("InvalidCertificate")
+        || detail.contains("tls")
 }
 
 /// The innermost cause of an error, which is the one a person can act on.

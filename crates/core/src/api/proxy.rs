@@ -162,14 +162,15 @@ impl Proxy {
     pub fn refusal(&self, target: &str, status: u16, reason: &str) -> ApiError {
         let answer = format!("{status} {reason}").trim().to_owned();
         let (detail, retryable) = match status {
-            407 if self.credentials.is_some() => (
+            // tinyproxy answers a wrong password with 401 instead of 407.
+            401 | 407 if self.credentials.is_some() => (
                 format!(
                     "refused its user name or password ({answer}): check the ones in the \
                      proxy setting (http://user:password@host:port)"
                 ),
                 false,
             ),
-            407 => (
+            401 | 407 => (
                 format!(
                     "wants a user name and password ({answer}): give them in the proxy \
                      setting as http://user:password@host:port"

@@ -14,6 +14,7 @@ pub mod peer;
 mod relay;
 mod session_watch;
 mod status;
+pub mod wake;
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ pub use connector::{open_app_stream, AppStream};
 pub use host_guard::{HostGuard, Refusal};
 pub use manager::{TunnelEvent, TunnelInfo, TunnelKey, TunnelManager};
 use peer::{PeerGuard, PeerVerdict};
-pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay};
+pub use relay::{relay, RelayEnd, RelayError, RelayOptions, Replay, WAKE_PONG_WAIT};
 pub use session_watch::{SessionEnded, SessionWatch};
 use status::Refused;
 pub use status::{Counters, RefusedPeer, TunnelState, TunnelStatus};

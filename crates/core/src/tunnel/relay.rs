@@ -6,6 +6,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::wake::WakeWatch;
+
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +38,11 @@ pub struct RelayOptions {
     /// until then, or until it closes.
     pub half_close_quiet: Duration,
 }
+
+/// How long a link may take to answer a ping after this computer woke up (or Porthole
+/// was stopped and resumed) before it is taken for dead: well within the few seconds in
+/// which every tunnel must show its true state again.
+pub const WAKE_PONG_WAIT: Duration = Duration::from_secs(3);
 
 impl Default for RelayOptions {
     fn default() -> Self {
@@ -86,6 +93,10 @@ pub enum RelayError {
     /// No frame came back for a whole ping interval.
     #[error("no answer from the server for {0} s; the connection was dead and has been closed")]
     Dead(u64),
+    /// This computer slept (or Porthole was stopped), and the link did not answer a ping
+    /// right after.
+    #[error("the connection did not survive this computer's sleep (no answer after waking); it has been closed")]
+    DeadAfterSleep,
     /// A transport error on the WebSocket.
     #[error("the connection to the server broke: {0}")]
     Transport(String),
@@ -197,6 +208,8 @@ where
     // Pings are read downstream and answered upstream, which owns the sending half; a
     // pong still waiting when the next ping comes is superseded (RFC 6455 allows it).
     let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    // The watchdog asks for a ping at once after a sleep.
+    let ping_now = tokio::sync::Notify::new();
 
     let upstream = async {
         // One buffer for every frame: local bytes are read in after the header's room,
@@ -255,6 +268,7 @@ where
                     }
                 }
                 _ = ping.tick() => ws_tx.ping().await.map_err(transport)?,
+                _ = ping_now.notified() => ws_tx.ping().await.map_err(transport)?,
                 Some(payload) = pong_rx.recv() => ws_tx.pong(&payload).await.map_err(transport)?,
                 _ = async {
                         match reply_deadline.as_mut() {
@@ -330,13 +344,27 @@ where
     // send stuck on a frozen server's full socket is caught too.
     let dead_after = options.ping_interval * 2;
     let watchdog = async {
-        let mut check = tokio::time::interval_at(
-            tokio::time::Instant::now() + options.ping_interval,
-            options.ping_interval / 2,
-        );
+        let period = options.ping_interval / 2;
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + options.ping_interval, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wake = WakeWatch::new();
         loop {
             check.tick().await;
+            // Asleep (or stopped) for longer than a check period: the silence meanwhile
+            // says nothing, so a ping now must be answered within a short grace instead.
+            if wake.slept_longer_than(options.ping_interval + period) {
+                let woke_ms = elapsed_ms();
+                ping_now.notify_one();
+                tokio::time::sleep(WAKE_PONG_WAIT).await;
+                wake = WakeWatch::new();
+                if last_frame_ms.load(Ordering::Relaxed) < woke_ms
+                    && !local_write_blocked.load(Ordering::Relaxed)
+                {
+                    return Err::<RelayEnd, RelayError>(RelayError::DeadAfterSleep);
+                }
+                continue;
+            }
             if local_write_blocked.load(Ordering::Relaxed) {
                 continue;
             }
