@@ -385,4 +385,5 @@ scenarios! {
     official_client => Spec::both("official_client");
     protocols => Spec::both("protocols");
     expired_password => Spec::both("expired_password").session_only();
+    through_a_proxy => Spec::both("through_a_proxy");
 }

@@ -252,13 +252,38 @@ export async function startHttp(procs, dir, body) {
 }
 
 // porthole-emulator with `config` (TOML) on a free port.
-export async function startEmulator(procs, dir, config) {
+export async function startEmulator(procs, dir, config, listen = '127.0.0.1:0') {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'emulator.toml');
   fs.writeFileSync(file, config);
-  const child = procs.spawn(path.join(BIN_DIR, 'porthole-emulator'), ['--config', file, '--listen', '127.0.0.1:0']);
+  const child = procs.spawn(path.join(BIN_DIR, 'porthole-emulator'), ['--config', file, '--listen', listen]);
   const line = await lineMatching(child.stdout, (l) => l.startsWith('listening on '), 20000, 'porthole-emulator');
-  return { url: line.slice('listening on '.length).trim() };
+  return { url: line.slice('listening on '.length).trim(), child };
+}
+
+// A TCP echo server in this process; resolves with its port.
+export function startEcho() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => socket.pipe(socket));
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ port: server.address().port, server }));
+  });
+}
+
+// The process id of the app started with `dirs` (tauri-driver starts it; its environment
+// names this test's config directory).
+export function appPid(dirs) {
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const exe = fs.readlinkSync(`/proc/${pid}/exe`);
+      if (!exe.endsWith('porthole-desktop')) continue;
+      const environ = fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+      if (environ.includes(`XDG_CONFIG_HOME=${dirs.config}`)) return Number(pid);
+    } catch {
+      // The process ended meanwhile, or is not ours to read.
+    }
+  }
+  throw new Error(`no porthole-desktop running with XDG_CONFIG_HOME=${dirs.config}`);
 }
 
 // The app under tauri-driver (which starts WebKitWebDriver, which starts the app) with

@@ -228,3 +228,26 @@ impl Tinyproxy {
         Tinyproxy::start_in(cluster, options, dir, port).await
     }
 }
+
+/// Forwards every TCP connection made to `listen` (port 0: a free one) to `to`, for as
+/// long as the runtime lives: a server on this machine's loopback made reachable from the
+/// cluster's side of the link. Returns the address it listens on.
+pub async fn forward(
+    listen: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on {listen}: {e}"));
+    let bound = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+                }
+            });
+        }
+    });
+    bound
+}

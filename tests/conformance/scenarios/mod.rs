@@ -7,6 +7,7 @@
 
 mod accounts;
 mod listing;
+mod networks;
 mod official;
 mod outages;
 mod protocols;
@@ -16,6 +17,7 @@ mod tunnels;
 
 pub use accounts::{credentials, expired_password, skewed_clock, too_many_logins};
 pub use listing::listing;
+pub use networks::through_a_proxy;
 pub use official::official_client;
 pub use outages::manager_down;
 pub use protocols::protocols;
