@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use porthole_e2e::network::{Cluster, ProxyOptions, Tinyproxy, MANAGER_HOST};
-use porthole_e2e::tls_front::{TestPki, TlsFront};
 use porthole_e2e::*;
+use porthole_testkit::tls::{TestPki, TlsFront};
 use porthole_testkit::within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -3,8 +3,8 @@
 //! (`BACKEND_SKIP_SSLCERT_VALIDATION=1`, as the official client); tunnels then run over
 //! `wss://`.
 
-use porthole_e2e::tls_front::{TestPki, TlsFront};
 use porthole_e2e::*;
+use porthole_testkit::tls::{TestPki, TlsFront};
 use tokio::process::Command;
 
 const PAGE: &str = "<!doctype html><title>tls</title><p>through wss</p>\n";

@@ -6,7 +6,6 @@ pub mod apps;
 pub mod dropbear;
 pub mod faultproxy;
 pub mod network;
-pub mod tls_front;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! A TLS front for the emulator: certificates made with the `openssl` command (a private
-//! CA and a server certificate for 127.0.0.1 and localhost), and a rustls listener that
-//! terminates TLS and forwards each connection to the emulator, as a reverse proxy in
-//! front of a real manager does.
+//! CA and a server certificate for 127.0.0.1 and localhost, or the names given), and a
+//! rustls listener that terminates TLS and forwards each connection to the emulator, as a
+//! reverse proxy in front of a real manager does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +12,6 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
-
-use crate::run_with_timeout;
 
 /// A private CA and a server certificate it signed.
 pub struct TestPki {
@@ -28,8 +26,10 @@ pub struct TestPki {
 
 async fn openssl(dir: &Path, args: &[&str]) {
     let mut cmd = Command::new("openssl");
-    cmd.current_dir(dir).args(args);
-    let out = run_with_timeout(cmd, 30).await;
+    cmd.current_dir(dir).args(args).kill_on_drop(true);
+    let out = crate::within(cmd.output())
+        .await
+        .expect("run openssl (apt-get install openssl)");
     assert!(out.status.success(), "openssl {args:?}: {out:?}");
 }
 
